@@ -1,0 +1,462 @@
+//! The public handle: [`Db`]. Writes go to the writer thread; reads use
+//! their own read transactions and never wait for it.
+
+use crate::config::{
+    validate_queue_name, ClaimOptions, EnqueueItem, EnqueueOptions, Options, QueueConfig,
+    RedriveMode,
+};
+use crate::error::{Error, Result};
+use crate::hash::task_id;
+use crate::queue::Claimed;
+use crate::store;
+use crate::types::{
+    Completion, DeadLetter, FailOutcome, Fault, Lease, QueueInfo, QueueStats, Receipt, TaskInfo,
+    Token,
+};
+use crate::writer::{Op, Reply, Writer};
+use crossbeam_channel::{bounded, Sender};
+use redb::ReadableDatabase;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Longest worker id, in bytes.
+pub const MAX_WORKER_ID: usize = 256;
+/// Most leases one claim may ask for.
+pub const MAX_CLAIM: usize = 10_000;
+
+struct Inner {
+    path: PathBuf,
+    opts: Options,
+    ops: Sender<Op>,
+    db: RwLock<Option<Arc<redb::Database>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    closed: AtomicBool,
+}
+
+impl Inner {
+    fn shutdown(&self) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (tx, rx) = bounded(1);
+        if self.ops.send(Op::Shutdown { reply: tx }).is_ok() {
+            let _ = rx.recv();
+        }
+        if let Some(h) = self.writer.lock().map(|mut g| g.take()).unwrap_or(None) {
+            let _ = h.join();
+        }
+        if let Ok(mut g) = self.db.write() {
+            g.take();
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// An open ordq database. Cheap to clone; every clone shares one engine.
+/// `Send + Sync`: all methods may be called from any thread at once.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+fn check_worker(worker: &str) -> Result<()> {
+    if worker.is_empty() || worker.len() > MAX_WORKER_ID {
+        return Err(Error::InvalidArgument(format!(
+            "worker id must be 1..={MAX_WORKER_ID} bytes"
+        )));
+    }
+    Ok(())
+}
+
+impl Db {
+    /// Opens the database at `path`, creating it (crash-atomically) if it
+    /// does not exist. Fails with `AlreadyOpen` when another process or
+    /// handle holds the file, `FormatTooNew` for a newer format.
+    pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
+        let path = path.as_ref().to_path_buf();
+        let db = Arc::new(store::open_file(&path, &opts)?);
+        let (ops, handle) = Writer::start(db.clone(), opts.clone())?;
+        Ok(Db {
+            inner: Arc::new(Inner {
+                path,
+                opts,
+                ops,
+                db: RwLock::new(Some(db)),
+                writer: Mutex::new(Some(handle)),
+                closed: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The file this handle opened.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The options this handle was opened with.
+    pub fn options(&self) -> &Options {
+        &self.inner.opts
+    }
+
+    /// Finishes queued work, makes it durable and releases the file.
+    /// Idempotent; later calls on any clone fail with `Closed`.
+    pub fn close(&self) {
+        self.inner.shutdown();
+    }
+
+    fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Op) -> Result<T> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let (tx, rx) = bounded(1);
+        self.inner.ops.send(make(tx)).map_err(|_| Error::Closed)?;
+        rx.recv().map_err(|_| Error::Closed)?
+    }
+
+    fn read(&self) -> Result<redb::ReadTransaction> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let db = self
+            .inner
+            .db
+            .read()
+            .map_err(|_| Error::Closed)?
+            .clone()
+            .ok_or(Error::Closed)?;
+        Ok(db.begin_read()?)
+    }
+
+    /// Creates a queue.
+    pub fn create_queue(&self, name: &str, cfg: QueueConfig) -> Result<QueueInfo> {
+        validate_queue_name(name)?;
+        cfg.validate()?;
+        self.call(|reply| Op::CreateQueue {
+            name: name.to_string(),
+            cfg,
+            reply,
+        })
+    }
+
+    /// A queue's configuration.
+    pub fn queue(&self, name: &str) -> Result<QueueInfo> {
+        validate_queue_name(name)?;
+        store::queue_info(&self.read()?, name)
+    }
+
+    /// Every queue, ordered by name.
+    pub fn list_queues(&self) -> Result<Vec<QueueInfo>> {
+        store::list_queues(&self.read()?)
+    }
+
+    /// Deletes a queue and all its tasks, results and dead letters.
+    pub fn delete_queue(&self, name: &str) -> Result<()> {
+        validate_queue_name(name)?;
+        self.call(|reply| Op::DeleteQueue {
+            name: name.to_string(),
+            reply,
+        })
+    }
+
+    fn check_item(&self, key: &str, payload: &[u8], o: &EnqueueOptions) -> Result<()> {
+        let opts = &self.inner.opts;
+        if payload.len() > opts.max_payload {
+            return Err(Error::TooLarge(format!(
+                "payload of {} bytes exceeds the limit of {} bytes",
+                payload.len(),
+                opts.max_payload
+            )));
+        }
+        if key.len() > opts.max_key {
+            return Err(Error::TooLarge(format!(
+                "key of {} bytes exceeds the limit of {} bytes",
+                key.len(),
+                opts.max_key
+            )));
+        }
+        let hdr: usize = o.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if hdr > opts.max_headers {
+            return Err(Error::TooLarge(format!(
+                "headers of {hdr} bytes exceed the limit of {} bytes",
+                opts.max_headers
+            )));
+        }
+        if o.headers.keys().any(|k| k.is_empty()) {
+            return Err(Error::InvalidArgument(
+                "header names must not be empty".into(),
+            ));
+        }
+        if o.max_attempts == Some(0) {
+            return Err(Error::InvalidArgument(
+                "max_attempts must be at least 1".into(),
+            ));
+        }
+        if let Some(k) = &o.idempotency_key {
+            if k.is_empty() || k.len() > opts.max_key {
+                return Err(Error::InvalidArgument(format!(
+                    "idempotency key must be 1..={} bytes",
+                    opts.max_key
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends one task. With an idempotency key seen before, returns the
+    /// first receipt with `duplicate = true`.
+    pub fn enqueue(
+        &self,
+        queue: &str,
+        key: &str,
+        payload: &[u8],
+        opts: EnqueueOptions,
+    ) -> Result<Receipt> {
+        let mut r = self.enqueue_batch(
+            queue,
+            vec![EnqueueItem {
+                key: key.to_string(),
+                payload: payload.to_vec(),
+                opts,
+            }],
+        )?;
+        Ok(r.remove(0))
+    }
+
+    /// Appends many tasks in one commit; receipts come back in order. All
+    /// or nothing: one invalid item fails the whole batch.
+    pub fn enqueue_batch(&self, queue: &str, items: Vec<EnqueueItem>) -> Result<Vec<Receipt>> {
+        validate_queue_name(queue)?;
+        for it in &items {
+            self.check_item(&it.key, &it.payload, &it.opts)?;
+        }
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.call(|reply| Op::Enqueue {
+            queue: queue.to_string(),
+            items,
+            reply,
+        })
+    }
+
+    /// Leases up to `opts.max` eligible tasks, priority first then offset,
+    /// never two of one lane. With `opts.wait`, blocks until work arrives
+    /// or the wait ends (then returns an empty vector).
+    pub fn claim(&self, queue: &str, worker: &str, opts: ClaimOptions) -> Result<Vec<Lease>> {
+        validate_queue_name(queue)?;
+        check_worker(worker)?;
+        if opts.max == 0 || opts.max > MAX_CLAIM {
+            return Err(Error::InvalidArgument(format!(
+                "max must be 1..={MAX_CLAIM}"
+            )));
+        }
+        if opts.lease == Some(Duration::ZERO) {
+            return Err(Error::InvalidArgument("lease must be positive".into()));
+        }
+        let claimed = self.call(|reply| Op::Claim {
+            queue: queue.to_string(),
+            worker: worker.to_string(),
+            opts,
+            reply,
+        })?;
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rtx = self.read()?;
+        claimed
+            .into_iter()
+            .map(|c| self.lease_from(&rtx, queue, c))
+            .collect()
+    }
+
+    fn lease_from(&self, rtx: &redb::ReadTransaction, queue: &str, c: Claimed) -> Result<Lease> {
+        let t = c.token;
+        let (h, hdr) = store::log_header(rtx, t.queue_id, t.offset)?;
+        let payload =
+            store::payload(rtx, t.queue_id, t.offset, hdr.payload_len)?.ok_or_else(|| {
+                Error::Corrupt(format!("payload of leased task {} missing", t.offset))
+            })?;
+        Ok(Lease {
+            token: t,
+            queue: queue.to_string(),
+            id: task_id(&h),
+            offset: t.offset,
+            key: hdr.key,
+            shard: hdr.shard,
+            priority: hdr.priority,
+            attempt: c.attempt,
+            max_attempts: c.max_attempts,
+            payload,
+            headers: hdr.headers,
+            enqueued_at: hdr.enqueued_at,
+            leased_at: c.leased_at,
+            expires_at: c.expires_at,
+        })
+    }
+
+    /// Extends a lease by `lease` (the queue default if `None`) from now;
+    /// returns the new expiry (ms).
+    pub fn heartbeat(&self, token: Token, lease: Option<Duration>) -> Result<u64> {
+        if lease == Some(Duration::ZERO) {
+            return Err(Error::InvalidArgument("lease must be positive".into()));
+        }
+        self.call(|reply| Op::Heartbeat {
+            token,
+            lease,
+            reply,
+        })
+    }
+
+    /// Records the start of processing.
+    pub fn start(&self, token: Token) -> Result<()> {
+        self.call(|reply| Op::Start { token, reply })
+    }
+
+    fn check_result(&self, result: &[u8]) -> Result<()> {
+        if result.len() > self.inner.opts.max_result {
+            return Err(Error::TooLarge(format!(
+                "result of {} bytes exceeds the limit of {} bytes",
+                result.len(),
+                self.inner.opts.max_result
+            )));
+        }
+        Ok(())
+    }
+
+    /// Commits a task's result and frees its lane. Refuses a stale token
+    /// with `LeaseLost`; a repeat with the same token returns the first
+    /// outcome with `duplicate = true`.
+    pub fn complete(&self, token: Token, result: &[u8]) -> Result<Completion> {
+        self.check_result(result)?;
+        let mut v = self.call(|reply| Op::Complete {
+            items: vec![(token, result.to_vec())],
+            reply,
+        })?;
+        v.remove(0)
+    }
+
+    /// Completes many leases in one commit, each with its own outcome.
+    pub fn complete_batch(&self, items: Vec<(Token, Vec<u8>)>) -> Result<Vec<Result<Completion>>> {
+        for (_, r) in &items {
+            self.check_result(r)?;
+        }
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.call(|reply| Op::Complete { items, reply })
+    }
+
+    /// Records a failure: retried after backoff, or dead-lettered when
+    /// attempts are spent or `retryable` is false.
+    pub fn fail(&self, token: Token, error: &str, retryable: bool) -> Result<FailOutcome> {
+        self.call(|reply| Op::Fail {
+            token,
+            error: error.to_string(),
+            retryable,
+            reply,
+        })
+    }
+
+    /// Gives a lease back; the attempt does not count.
+    pub fn release(&self, token: Token) -> Result<()> {
+        self.call(|reply| Op::Release { token, reply })
+    }
+
+    fn queue_read(&self, queue: &str) -> Result<(redb::ReadTransaction, QueueInfo)> {
+        validate_queue_name(queue)?;
+        let rtx = self.read()?;
+        let q = store::queue_info(&rtx, queue)?;
+        Ok((rtx, q))
+    }
+
+    /// Everything known about the task at `offset`.
+    pub fn get_task(&self, queue: &str, offset: u64) -> Result<TaskInfo> {
+        let (rtx, q) = self.queue_read(queue)?;
+        store::task(&rtx, &q, offset)
+    }
+
+    /// Fault history of a task, oldest first.
+    pub fn faults(&self, queue: &str, offset: u64) -> Result<Vec<Fault>> {
+        let (rtx, q) = self.queue_read(queue)?;
+        store::task(&rtx, &q, offset)?;
+        store::faults(&rtx, q.id, offset)
+    }
+
+    /// Counts per state, per-shard load and totals.
+    pub fn stats(&self, queue: &str) -> Result<QueueStats> {
+        validate_queue_name(queue)?;
+        self.call(|reply| Op::Stats {
+            queue: queue.to_string(),
+            reply,
+        })
+    }
+
+    /// Dead letters after offset `after` (from the start if `None`), at
+    /// most `limit`, in offset order.
+    pub fn dlq_list(&self, queue: &str, after: Option<u64>, limit: usize) -> Result<Vec<TaskInfo>> {
+        let (rtx, q) = self.queue_read(queue)?;
+        store::dead_letters(&rtx, q.id, after, limit)?
+            .into_iter()
+            .map(|o| store::task(&rtx, &q, o))
+            .collect()
+    }
+
+    /// One dead letter with its full fault history.
+    pub fn dlq_get(&self, queue: &str, offset: u64) -> Result<DeadLetter> {
+        let (rtx, q) = self.queue_read(queue)?;
+        if !store::is_dead_letter(&rtx, q.id, offset)? {
+            return Err(Error::NotFound(format!(
+                "dead letter {offset} in queue {queue}"
+            )));
+        }
+        Ok(DeadLetter {
+            task: store::task(&rtx, &q, offset)?,
+            faults: store::faults(&rtx, q.id, offset)?,
+        })
+    }
+
+    /// Sends a dead letter back to the head of its lane (original offset)
+    /// or re-enqueues it at a new offset.
+    pub fn dlq_redrive(&self, queue: &str, offset: u64, mode: RedriveMode) -> Result<Receipt> {
+        validate_queue_name(queue)?;
+        self.call(|reply| Op::Redrive {
+            queue: queue.to_string(),
+            offset,
+            mode,
+            reply,
+        })
+    }
+
+    /// Purges one dead letter, or all of a queue's with `None`; returns
+    /// how many were purged.
+    pub fn dlq_purge(&self, queue: &str, offset: Option<u64>) -> Result<u64> {
+        validate_queue_name(queue)?;
+        self.call(|reply| Op::Purge {
+            queue: queue.to_string(),
+            offset,
+            reply,
+        })
+    }
+
+    /// Runs due timers and retention, and waits until everything sent
+    /// before is committed.
+    pub fn sync(&self) -> Result<()> {
+        self.call(|reply| Op::Sync { reply })
+    }
+}

@@ -1,0 +1,44 @@
+//! # ordq-core
+//!
+//! The ordq engine: a durable, strictly ordered job queue on one redb file.
+//! One append-only, hash-chained log per queue; lanes give strict order
+//! (per key, per shard, global or none); leases carry fencing tokens so a
+//! zombie worker can never commit; failures retry with bounded backoff and
+//! end in a dead-letter queue. One writer thread applies every waiting
+//! operation in one transaction (group commit).
+//!
+//! ```no_run
+//! use ordq_core::{ClaimOptions, Db, EnqueueOptions, Options, QueueConfig};
+//! let db = Db::open("jobs.ordq", Options::default())?;
+//! db.create_queue("emails", QueueConfig::default())?;
+//! db.enqueue("emails", "user-1", b"hello", EnqueueOptions::default())?;
+//! for lease in db.claim("emails", "worker-1", ClaimOptions::default())? {
+//!     db.complete(lease.token, b"sent")?;
+//! }
+//! # Ok::<(), ordq_core::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod config;
+mod db;
+pub mod error;
+pub mod hash;
+mod queue;
+pub mod record;
+mod store;
+pub mod tables;
+pub mod types;
+mod writer;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{
+    Backoff, ClaimOptions, DlqPolicy, Durability, EnqueueItem, EnqueueOptions, Options, Ordering,
+    QueueConfig, RedriveMode,
+};
+pub use db::{Db, MAX_CLAIM, MAX_WORKER_ID};
+pub use error::{Error, ErrorCode, Result};
+pub use types::{
+    Completion, DeadLetter, FailOutcome, Fault, FaultKind, Lease, QueueInfo, QueueStats, Receipt,
+    ShardStats, TaskInfo, TaskState, Token, Totals,
+};
