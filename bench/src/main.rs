@@ -1,0 +1,4 @@
+//! ordq benchmarks (being written).
+fn main() {
+    println!("ordq bench: not yet written");
+}
