@@ -66,6 +66,9 @@ pub(crate) struct QueueSched {
     pending_per_shard: Vec<u64>,
     inflight_per_shard: Vec<u64>,
     n_retry: u64,
+    /// When retention next has work: the oldest unpruned event's time plus
+    /// the retention (0 = look now).
+    prune_at: u64,
 }
 
 fn ready_key(s: &Slot) -> ReadyKey {
@@ -88,6 +91,7 @@ impl QueueSched {
             pending_per_shard: vec![0; n],
             inflight_per_shard: vec![0; n],
             n_retry: 0,
+            prune_at: 0,
         }
     }
 
@@ -936,7 +940,9 @@ impl QueueSched {
                 Some(v) => Event::decode(v.value())?.1,
                 None => return Err(Error::Corrupt(format!("event {cur} missing"))),
             };
-            if ev.at.saturating_add(retain_ms) > now {
+            let due = ev.at.saturating_add(retain_ms);
+            if due > now {
+                self.prune_at = due;
                 break;
             }
             if ev.kind == EventKind::Done {
@@ -963,9 +969,9 @@ impl QueueSched {
         Ok(n)
     }
 
-    /// True when retention has events left to look at.
-    pub fn prune_pending(&self) -> bool {
-        self.qs.retention_cursor < self.qs.next_event
+    /// When retention next has work, if it has any events left.
+    pub fn prune_due_at(&self) -> Option<u64> {
+        (self.qs.retention_cursor < self.qs.next_event).then_some(self.prune_at)
     }
 
     /// Writes the queue state row if anything changed.

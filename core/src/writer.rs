@@ -219,12 +219,18 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let shutdown = match ops.last() {
-                Some(Op::Shutdown { .. }) => match ops.pop() {
-                    Some(Op::Shutdown { reply }) => Some(reply),
-                    _ => None,
-                },
-                _ => None,
+            let shutdown = match ops.iter().position(|o| matches!(o, Op::Shutdown { .. })) {
+                Some(i) => {
+                    // Operations sent after the close began are refused.
+                    for late in ops.split_off(i + 1) {
+                        self.apply_poisoned(late, &Error::Closed);
+                    }
+                    match ops.pop() {
+                        Some(Op::Shutdown { reply }) => Some(reply),
+                        _ => None,
+                    }
+                }
+                None => None,
             };
             self.process(ops);
             self.expire_waiters();
@@ -262,8 +268,8 @@ impl Writer {
             if let Some(t) = q.next_timer() {
                 take(Duration::from_millis(t.saturating_sub(now_ms)));
             }
-            if q.prune_pending() {
-                take(Duration::from_secs(1));
+            if let Some(t) = q.prune_due_at() {
+                take(Duration::from_millis(t.saturating_sub(now_ms)));
             }
         }
         best
@@ -308,7 +314,10 @@ impl Writer {
             .queues
             .values()
             .any(|q| q.next_timer().is_some_and(|t| t <= now));
-        let prune_due = self.queues.values().any(|q| q.prune_pending());
+        let prune_due = self
+            .queues
+            .values()
+            .any(|q| q.prune_due_at().is_some_and(|t| t <= now));
         if ops.is_empty() && !timers_due && !prune_due {
             return;
         }
@@ -369,7 +378,9 @@ impl Writer {
         self.serve_waiters(&mut tx, now)?;
         let retain = self.opts.retain_done.as_millis() as u64;
         for q in self.queues.values_mut() {
-            q.prune(&mut tx, now, retain, PRUNE_BUDGET)?;
+            if q.prune_due_at().is_some_and(|t| t <= now) {
+                q.prune(&mut tx, now, retain, PRUNE_BUDGET)?;
+            }
             q.persist(&mut tx)?;
         }
         if self.next_fence != self.saved_fence {
@@ -517,8 +528,7 @@ impl Writer {
             }
             Op::Sync { reply } => self.defer(reply, Ok(())),
             Op::Shutdown { reply } => {
-                // Only the last op of a batch is taken as shutdown; an
-                // earlier one (never sent by Db) is simply acknowledged.
+                // `run` takes shutdown out of every batch; never reached.
                 let _ = reply.send(());
                 Ok(())
             }
