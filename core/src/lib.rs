@@ -42,3 +42,8 @@ pub use types::{
     Completion, DeadLetter, FailOutcome, Fault, FaultKind, Lease, QueueInfo, QueueStats, Receipt,
     ShardStats, TaskInfo, TaskState, Token, Totals,
 };
+
+/// The README's usage example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
