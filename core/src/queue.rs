@@ -433,8 +433,8 @@ impl QueueSched {
     fn check(&self, t: &Token) -> Result<u64> {
         let lost = || {
             Error::LeaseLost(format!(
-                "token {}/{} is not the current lease of task {}",
-                t.offset, t.fence, t.offset
+                "token (offset {}, fence {}) is not the current lease of task {} in queue {}",
+                t.offset, t.fence, t.offset, self.info.name
             ))
         };
         let lane_id = *self.inflight.get(&t.offset).ok_or_else(lost)?;

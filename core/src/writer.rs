@@ -318,7 +318,23 @@ impl Writer {
             .queues
             .values()
             .any(|q| q.prune_due_at().is_some_and(|t| t <= now));
-        if ops.is_empty() && !timers_due && !prune_due {
+        let read_only = ops
+            .iter()
+            .all(|o| matches!(o, Op::Stats { .. } | Op::Sync { .. }));
+        if read_only && !timers_due && !prune_due {
+            // Everything sent before these is committed already.
+            for op in ops {
+                match op {
+                    Op::Stats { queue, reply } => {
+                        let r = self.qid(&queue).map(|id| self.queues[&id].stats(now));
+                        let _ = reply.send(r);
+                    }
+                    Op::Sync { reply } => {
+                        let _ = reply.send(Ok(()));
+                    }
+                    _ => unreachable!("read-only batch"),
+                }
+            }
             return;
         }
         let res = self
