@@ -180,8 +180,8 @@ impl QueueConfig {
         if self.max_attempts == 0 {
             return bad("max_attempts must be at least 1");
         }
-        if self.lease.is_zero() {
-            return bad("lease must be positive");
+        if self.lease < Duration::from_millis(1) {
+            return bad("lease must be at least 1 ms (leases have millisecond resolution)");
         }
         let b = &self.backoff;
         if !(b.multiplier.is_finite() && b.multiplier >= 1.0) {
@@ -283,7 +283,7 @@ pub(crate) mod ms {
     use std::time::Duration;
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis() as u64)
+        s.serialize_u64(crate::clock::millis(*d))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

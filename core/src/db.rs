@@ -84,6 +84,15 @@ fn check_worker(worker: &str) -> Result<()> {
     Ok(())
 }
 
+fn check_lease(lease: Option<Duration>) -> Result<()> {
+    match lease {
+        Some(l) if l < Duration::from_millis(1) => Err(Error::InvalidArgument(
+            "lease must be at least 1 ms (leases have millisecond resolution)".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl Db {
     /// Opens the database at `path`, creating it (crash-atomically) if it
     /// does not exist. Fails with `AlreadyOpen` when another process or
@@ -208,9 +217,13 @@ impl Db {
             ));
         }
         if let Some(k) = &o.idempotency_key {
-            if k.is_empty() || k.len() > opts.max_key {
-                return Err(Error::InvalidArgument(format!(
-                    "idempotency key must be 1..={} bytes",
+            if k.is_empty() {
+                return Err(Error::InvalidArgument("idempotency key must not be empty".into()));
+            }
+            if k.len() > opts.max_key {
+                return Err(Error::TooLarge(format!(
+                    "idempotency key of {} bytes exceeds the limit of {} bytes",
+                    k.len(),
                     opts.max_key
                 )));
             }
@@ -246,6 +259,7 @@ impl Db {
             self.check_item(&it.key, &it.payload, &it.opts)?;
         }
         if items.is_empty() {
+            self.queue(queue)?;
             return Ok(Vec::new());
         }
         self.call(|reply| Op::Enqueue {
@@ -266,9 +280,7 @@ impl Db {
                 "max must be 1..={MAX_CLAIM}"
             )));
         }
-        if opts.lease == Some(Duration::ZERO) {
-            return Err(Error::InvalidArgument("lease must be positive".into()));
-        }
+        check_lease(opts.lease)?;
         let claimed = self.call(|reply| Op::Claim {
             queue: queue.to_string(),
             worker: worker.to_string(),
@@ -313,9 +325,7 @@ impl Db {
     /// Extends a lease by `lease` (the queue default if `None`) from now;
     /// returns the new expiry (ms).
     pub fn heartbeat(&self, token: Token, lease: Option<Duration>) -> Result<u64> {
-        if lease == Some(Duration::ZERO) {
-            return Err(Error::InvalidArgument("lease must be positive".into()));
-        }
+        check_lease(lease)?;
         self.call(|reply| Op::Heartbeat {
             token,
             lease,
@@ -357,6 +367,7 @@ impl Db {
             self.check_result(r)?;
         }
         if items.is_empty() {
+            self.read()?;
             return Ok(Vec::new());
         }
         self.call(|reply| Op::Complete { items, reply })

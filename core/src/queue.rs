@@ -2,6 +2,7 @@
 //! leases, kept in memory by the writer and rebuilt from the database on
 //! open. Every transition is written to the open write transaction.
 
+use crate::clock::millis;
 use crate::config::{DlqPolicy, EnqueueOptions, Ordering, QueueConfig, RedriveMode};
 use crate::error::{Error, Result};
 use crate::hash::{chain, digest, hex, key_hash, task_id, unit_from};
@@ -276,7 +277,7 @@ impl QueueSched {
         let lane = self.lane_for(khash, shard, offset);
         let not_before = opts
             .not_before
-            .or_else(|| opts.delay.map(|d| now.saturating_add(d.as_millis() as u64)))
+            .or_else(|| opts.delay.map(|d| now.saturating_add(millis(d))))
             .unwrap_or(now);
         let max_attempts = opts.max_attempts.unwrap_or(self.cfg().max_attempts);
         let hdr = LogHeader {
@@ -371,15 +372,16 @@ impl QueueSched {
         next_fence: &mut u64,
     ) -> Result<Vec<Claimed>> {
         let mut heap: BinaryHeap<Reverse<(ReadyKey, usize)>> = BinaryHeap::new();
-        let all: Vec<u32>;
-        let cand = match shards {
-            Some(s) => s,
-            None => {
-                all = (0..self.cfg().shards).collect();
-                &all
+        let cand: Vec<u32> = match shards {
+            Some(s) => {
+                let mut v = s.to_vec();
+                v.sort_unstable();
+                v.dedup();
+                v
             }
+            None => (0..self.cfg().shards).collect(),
         };
-        for &s in cand {
+        for &s in &cand {
             if let Some(k) = self.ready[s as usize].first() {
                 heap.push(Reverse((*k, s as usize)));
             }
@@ -659,8 +661,8 @@ impl QueueSched {
         let delay = self
             .cfg()
             .backoff
-            .delay(slot.st.attempt, unit_from(t.fence))
-            .as_millis() as u64;
+            .delay(slot.st.attempt, unit_from(t.fence));
+        let delay = millis(delay);
         let out = self.end_attempt(tx, now, lane_id, !retryable, delay.max(1))?;
         if matches!(out, FailOutcome::Retry { .. }) {
             self.qs.totals.retried += 1;

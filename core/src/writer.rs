@@ -3,6 +3,7 @@
 //! commit), then answers every caller. Parked claims are answered by the
 //! writer when work arrives or their wait ends.
 
+use crate::clock::millis;
 use crate::config::{ClaimOptions, Durability, EnqueueItem, Options, QueueConfig, RedriveMode};
 use crate::error::{Error, Result};
 use crate::queue::{Claimed, QueueSched};
@@ -392,7 +393,7 @@ impl Writer {
             self.apply(&mut tx, now, op)?;
         }
         self.serve_waiters(&mut tx, now)?;
-        let retain = self.opts.retain_done.as_millis() as u64;
+        let retain = millis(self.opts.retain_done);
         for q in self.queues.values_mut() {
             if q.prune_due_at().is_some_and(|t| t <= now) {
                 q.prune(&mut tx, now, retain, PRUNE_BUDGET)?;
@@ -472,7 +473,7 @@ impl Writer {
                 reply,
             } => {
                 let r = self.for_token(&token).and_then(|q| {
-                    let ms = lease.unwrap_or(q.info.config.lease).as_millis() as u64;
+                    let ms = millis(lease.unwrap_or(q.info.config.lease));
                     q.heartbeat(tx, now, &token, ms)
                 });
                 self.defer(reply, r)
@@ -568,7 +569,7 @@ impl Writer {
                 )));
             }
         }
-        let lease = opts.lease.unwrap_or(q.info.config.lease).as_millis() as u64;
+        let lease = millis(opts.lease.unwrap_or(q.info.config.lease));
         q.claim(
             tx,
             now,
