@@ -218,7 +218,9 @@ impl Db {
         }
         if let Some(k) = &o.idempotency_key {
             if k.is_empty() {
-                return Err(Error::InvalidArgument("idempotency key must not be empty".into()));
+                return Err(Error::InvalidArgument(
+                    "idempotency key must not be empty".into(),
+                ));
             }
             if k.len() > opts.max_key {
                 return Err(Error::TooLarge(format!(
