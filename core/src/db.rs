@@ -301,11 +301,10 @@ impl Db {
 
     fn lease_from(&self, rtx: &redb::ReadTransaction, queue: &str, c: Claimed) -> Result<Lease> {
         let t = c.token;
-        let (h, hdr) = store::log_header(rtx, t.queue_id, t.offset)?;
-        let payload =
-            store::payload(rtx, t.queue_id, t.offset, hdr.payload_len)?.ok_or_else(|| {
-                Error::Corrupt(format!("payload of leased task {} missing", t.offset))
-            })?;
+        let (h, hdr, payload) = store::log_record(rtx, t.queue_id, t.offset)?;
+        let payload = payload.ok_or_else(|| {
+            Error::Corrupt(format!("payload of leased task {} missing", t.offset))
+        })?;
         Ok(Lease {
             token: t,
             queue: queue.to_string(),

@@ -6,7 +6,7 @@ use crate::clock::millis;
 use crate::config::{DlqPolicy, EnqueueOptions, Ordering, QueueConfig, RedriveMode};
 use crate::error::{Error, Result};
 use crate::hash::{chain, digest, hex, key_hash, task_id, unit_from};
-use crate::record::{join_hashed, Event, EventKind, LogHeader, QueueState, StateRec, FLAG_IDEM};
+use crate::record::{Chained, Event, EventKind, LogHeader, QueueState, StateRec};
 use crate::tables::Tx;
 use crate::types::{
     Completion, FailOutcome, Fault, FaultKind, QueueInfo, QueueStats, Receipt, ShardStats,
@@ -72,6 +72,22 @@ pub(crate) struct QueueSched {
     prune_at: u64,
 }
 
+/// Rewrites a chained record without its tail (payload or result).
+fn cut_tail(t: &mut redb::Table<'_, (u32, u64), &'static [u8]>, key: (u32, u64)) -> Result<()> {
+    let cut = match t.get(key)? {
+        Some(v) => {
+            let c = Chained::split(v.value())?;
+            if c.tail.is_empty() {
+                return Ok(());
+            }
+            c.without_tail()
+        }
+        None => return Ok(()),
+    };
+    t.insert(key, cut.as_slice())?;
+    Ok(())
+}
+
 fn ready_key(s: &Slot) -> ReadyKey {
     (-(s.st.priority as i64), s.offset, s.st.lane)
 }
@@ -109,13 +125,22 @@ impl QueueSched {
     pub fn load(tx: &Tx<'_>, info: QueueInfo, qs: QueueState, now: u64) -> Result<Self> {
         let mut q = QueueSched::new(info, qs);
         let id = q.id();
-        for row in tx.tasks.range((id, q.qs.watermark)..=(id, u64::MAX))? {
+        // Unfinished tasks: a log record without a state row was never
+        // leased; with one, the row says where the task stands.
+        for row in tx.log.range((id, q.qs.watermark)..=(id, u64::MAX))? {
             let (k, v) = row?;
-            let st = StateRec::decode(v.value())?;
+            let offset = k.value().1;
+            let st = match tx.tasks.get((id, offset))? {
+                Some(s) => StateRec::decode(s.value())?,
+                None => {
+                    let (_, hdr) = LogHeader::decode(v.value())?;
+                    let lane = q.lane_for(key_hash(&hdr.key), hdr.shard, offset);
+                    StateRec::fresh(&hdr, lane)
+                }
+            };
             if st.state.is_terminal() {
                 continue;
             }
-            let offset = k.value().1;
             let shard = st.shard as usize;
             if shard >= q.pending_per_shard.len() {
                 return Err(Error::Corrupt(format!("task {offset} has shard {shard}")));
@@ -231,17 +256,18 @@ impl QueueSched {
         Ok(())
     }
 
-    fn append_event(&mut self, tx: &mut Tx<'_>, ev: &Event) -> Result<()> {
+    /// Appends to the event chain; `tail` is the completion's result.
+    /// Returns the event's sequence number.
+    fn append_event(&mut self, tx: &mut Tx<'_>, ev: &Event, tail: &[u8]) -> Result<u64> {
         let body = serde_json::to_vec(ev).map_err(|e| Error::Io(e.to_string()))?;
         let h = chain(&self.qs.event_head, &body);
-        tx.events.insert(
-            (self.id(), self.qs.next_event),
-            join_hashed(&h, &body).as_slice(),
-        )?;
+        let seq = self.qs.next_event;
+        tx.events
+            .insert((self.id(), seq), Chained::join(&h, &body, tail).as_slice())?;
         self.qs.next_event += 1;
         self.qs.event_head = h;
         self.dirty = true;
-        Ok(())
+        Ok(seq)
     }
 
     /// Appends one task to the log and its lane.
@@ -298,37 +324,13 @@ impl QueueSched {
         let body = serde_json::to_vec(&hdr).map_err(|e| Error::Io(e.to_string()))?;
         let h = chain(&self.qs.log_head, &body);
         tx.log
-            .insert((id, offset), join_hashed(&h, &body).as_slice())?;
-        if !payload.is_empty() {
-            tx.payloads.insert((id, offset), payload)?;
-        }
+            .insert((id, offset), Chained::join(&h, &body, payload).as_slice())?;
+        // No state row until the task is first leased: the log record is
+        // its state (see `StateRec::fresh`).
         let slot = Slot {
             offset,
-            st: StateRec {
-                state: TaskState::Ready,
-                flags: if opts.idempotency_key.is_some() {
-                    FLAG_IDEM
-                } else {
-                    0
-                },
-                attempt: 0,
-                max_attempts,
-                shard,
-                priority: opts.priority,
-                lane,
-                fence: 0,
-                not_before,
-                enqueued_at: now,
-                leased_at: 0,
-                lease_until: 0,
-                started_at: 0,
-                finished_at: 0,
-                redriven_to: None,
-                worker: String::new(),
-                ext: Vec::new(),
-            },
+            st: StateRec::fresh(&hdr, lane),
         };
-        self.write_state(tx, &slot)?;
         if let Some(ik) = &opts.idempotency_key {
             tx.idem.insert((id, ik.as_str()), offset)?;
         }
@@ -522,14 +524,13 @@ impl QueueSched {
             }
         };
         self.end_lease(lane_id);
+        let seq = self.qs.next_event;
         let slot = self.head_mut(lane_id);
         slot.st.state = TaskState::Done;
         slot.st.finished_at = now;
+        slot.st.done_event = Some(seq);
         let slot = slot.clone();
         self.write_state(tx, &slot)?;
-        if !result.is_empty() {
-            tx.results.insert((self.id(), t.offset), result)?;
-        }
         self.append_event(
             tx,
             &Event {
@@ -545,6 +546,7 @@ impl QueueSched {
                 result_digest: Some(hex(&digest(result))),
                 new_offset: None,
             },
+            result,
         )?;
         self.qs.totals.completed += 1;
         self.pop_head(lane_id, now);
@@ -585,6 +587,7 @@ impl QueueSched {
                 result_digest: None,
                 new_offset: None,
             },
+            &[],
         )?;
         self.qs.totals.dead_lettered += 1;
         self.qs.dead_now += 1;
@@ -737,8 +740,16 @@ impl QueueSched {
     }
 
     fn dead_letter(&self, tx: &Tx<'_>, offset: u64) -> Result<StateRec> {
+        let not_dead = || {
+            Error::InvalidState(format!(
+                "task {offset} in queue {} is not a dead letter",
+                self.info.name
+            ))
+        };
         let st = match tx.tasks.get((self.id(), offset))? {
             Some(v) => StateRec::decode(v.value())?,
+            // Never leased: ready, so not a dead letter.
+            None if tx.log.get((self.id(), offset))?.is_some() => return Err(not_dead()),
             None => {
                 return Err(Error::NotFound(format!(
                     "task {offset} in queue {}",
@@ -747,10 +758,7 @@ impl QueueSched {
             }
         };
         if st.state != TaskState::Dead || tx.dlq.get((self.id(), offset))?.is_none() {
-            return Err(Error::InvalidState(format!(
-                "task {offset} in queue {} is not a dead letter",
-                self.info.name
-            )));
+            return Err(not_dead());
         }
         Ok(st)
     }
@@ -784,6 +792,7 @@ impl QueueSched {
             .get((self.id(), offset))?
             .ok_or_else(|| Error::Corrupt(format!("dead letter {offset} has no log record")))?;
         let (h, hdr) = LogHeader::decode(v.value())?;
+        let payload = hdr.payload(v.value())?.map(<[u8]>::to_vec);
         drop(v);
         self.qs.totals.redriven += 1;
         match mode {
@@ -812,6 +821,7 @@ impl QueueSched {
                         result_digest: None,
                         new_offset: None,
                     },
+                    &[],
                 )?;
                 self.pending.insert(offset, slot.st.enqueued_at);
                 self.pending_per_shard[slot.st.shard as usize] += 1;
@@ -841,14 +851,10 @@ impl QueueSched {
                 })
             }
             RedriveMode::NewOffset => {
-                let payload = match tx.payloads.get((self.id(), offset))? {
-                    Some(p) => p.value().to_vec(),
-                    None if hdr.payload_len == 0 => Vec::new(),
-                    None => {
-                        return Err(Error::InvalidState(format!(
-                            "dead letter {offset} has no payload left"
-                        )))
-                    }
+                let Some(payload) = payload else {
+                    return Err(Error::InvalidState(format!(
+                        "dead letter {offset} has no payload left"
+                    )));
                 };
                 let new_offset = self.qs.next_offset;
                 st.redriven_to = Some(new_offset);
@@ -868,6 +874,7 @@ impl QueueSched {
                         result_digest: None,
                         new_offset: Some(new_offset),
                     },
+                    &[],
                 )?;
                 let opts = EnqueueOptions {
                     priority: hdr.priority,
@@ -900,7 +907,7 @@ impl QueueSched {
         };
         for &o in &offsets {
             let st = self.dead_letter(tx, o)?;
-            tx.payloads.remove((id, o))?;
+            cut_tail(&mut tx.log, (id, o))?;
             tx.faults
                 .retain_in((id, o, 0)..=(id, o, u64::MAX), |_, _| false)?;
             self.append_event(
@@ -918,6 +925,7 @@ impl QueueSched {
                     result_digest: None,
                     new_offset: None,
                 },
+                &[],
             )?;
             self.qs.totals.purged += 1;
             self.leave_dlq(tx, now, o, st.lane)?;
@@ -948,20 +956,14 @@ impl QueueSched {
                 break;
             }
             if ev.kind == EventKind::Done {
-                tx.payloads.remove((id, ev.offset))?;
-                tx.results.remove((id, ev.offset))?;
-                let flags = match tx.tasks.get((id, ev.offset))? {
-                    Some(v) => StateRec::decode(v.value())?.flags,
-                    None => 0,
+                cut_tail(&mut tx.events, (id, cur))?;
+                let hdr = match tx.log.get((id, ev.offset))? {
+                    Some(v) => LogHeader::decode(v.value())?.1,
+                    None => return Err(Error::Corrupt(format!("log {} missing", ev.offset))),
                 };
-                if flags & FLAG_IDEM != 0 {
-                    let hdr = match tx.log.get((id, ev.offset))? {
-                        Some(v) => LogHeader::decode(v.value())?.1,
-                        None => return Err(Error::Corrupt(format!("log {} missing", ev.offset))),
-                    };
-                    if let Some(k) = &hdr.idempotency_key {
-                        tx.idem.remove((id, k.as_str()))?;
-                    }
+                cut_tail(&mut tx.log, (id, ev.offset))?;
+                if let Some(k) = &hdr.idempotency_key {
+                    tx.idem.remove((id, k.as_str()))?;
                 }
             }
             self.qs.retention_cursor += 1;
@@ -1027,10 +1029,8 @@ impl QueueSched {
         let id = self.id();
         let all = (id, 0)..=(id, u64::MAX);
         tx.log.retain_in(all.clone(), |_, _| false)?;
-        tx.payloads.retain_in(all.clone(), |_, _| false)?;
         tx.tasks.retain_in(all.clone(), |_, _| false)?;
         tx.events.retain_in(all.clone(), |_, _| false)?;
-        tx.results.retain_in(all.clone(), |_, _| false)?;
         tx.dlq.retain_in(all, |_, _| false)?;
         tx.faults
             .retain_in((id, 0, 0)..=(id, u64::MAX, u64::MAX), |_, _| false)?;

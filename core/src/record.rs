@@ -1,6 +1,11 @@
-//! On-disk encodings: the log header (JSON), the mutable task state
-//! (compact binary), chain events (JSON) and per-queue state (JSON).
+//! On-disk encodings: chained records (the log and the event chain), the
+//! mutable task state (compact binary) and per-queue state (JSON).
 //! Layouts are specified in `docs/FORMAT.md`.
+//!
+//! A chained record is `hash[32] ‖ body_len (u32 LE) ‖ body (JSON) ‖ tail`,
+//! where `hash = BLAKE3(prev_hash ‖ body)` and the tail is the bulk data
+//! the body only digests (a task's payload, a completion's result), so
+//! retention can cut the tail without touching the chain.
 
 use crate::error::{Error, Result};
 use crate::hash::{Digest, GENESIS};
@@ -8,9 +13,9 @@ use crate::types::{TaskState, Totals};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Immutable header of an enqueued task, stored as `hash(32) || JSON`.
-/// Unknown fields from newer writers are ignored on read; the record is
-/// never rewritten, so they are kept.
+/// Header of an enqueued task: the body of its log record, whose tail is
+/// the payload. Unknown fields from newer writers are ignored on read; the
+/// body is never rewritten, so they are kept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogHeader {
     /// Record version (1).
@@ -44,47 +49,78 @@ pub struct LogHeader {
     pub redriven_from: Option<u64>,
 }
 
-/// Splits a stored `hash || body` value.
-pub fn split_hashed(v: &[u8]) -> Result<(Digest, &[u8])> {
-    if v.len() < 32 {
-        return Err(Error::Corrupt(
-            "chained record shorter than its hash".into(),
-        ));
-    }
-    let mut h = [0u8; 32];
-    h.copy_from_slice(&v[..32]);
-    Ok((h, &v[32..]))
+/// A stored chained record, split into its parts.
+pub struct Chained<'a> {
+    /// `BLAKE3(prev_hash ‖ body)`.
+    pub hash: Digest,
+    /// The JSON body.
+    pub body: &'a [u8],
+    /// Bulk data (payload or result); empty once pruned.
+    pub tail: &'a [u8],
 }
 
-/// Joins a hash and a body for storage.
-pub fn join_hashed(h: &Digest, body: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(32 + body.len());
-    v.extend_from_slice(h);
-    v.extend_from_slice(body);
-    v
+impl<'a> Chained<'a> {
+    /// Splits a stored value.
+    pub fn split(v: &'a [u8]) -> Result<Chained<'a>> {
+        let short = || Error::Corrupt("chained record truncated".into());
+        if v.len() < 36 {
+            return Err(short());
+        }
+        let n = u32::from_le_bytes(v[32..36].try_into().expect("4")) as usize;
+        let end = 36usize
+            .checked_add(n)
+            .filter(|&e| e <= v.len())
+            .ok_or_else(short)?;
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(&v[..32]);
+        Ok(Chained {
+            hash,
+            body: &v[36..end],
+            tail: &v[end..],
+        })
+    }
+
+    /// The stored form of `hash ‖ len ‖ body ‖ tail`.
+    pub fn join(hash: &Digest, body: &[u8], tail: &[u8]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(36 + body.len() + tail.len());
+        v.extend_from_slice(hash);
+        v.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        v.extend_from_slice(body);
+        v.extend_from_slice(tail);
+        v
+    }
+
+    /// The stored form without the tail (what retention keeps).
+    pub fn without_tail(&self) -> Vec<u8> {
+        Chained::join(&self.hash, self.body, &[])
+    }
 }
 
 impl LogHeader {
     /// Decodes a stored log value into its hash and header.
     pub fn decode(v: &[u8]) -> Result<(Digest, LogHeader)> {
-        let (h, body) = split_hashed(v)?;
-        let hdr =
-            serde_json::from_slice(body).map_err(|e| Error::Corrupt(format!("log header: {e}")))?;
-        Ok((h, hdr))
+        let c = Chained::split(v)?;
+        let hdr = serde_json::from_slice(c.body)
+            .map_err(|e| Error::Corrupt(format!("log header: {e}")))?;
+        Ok((c.hash, hdr))
+    }
+
+    /// The payload in a stored log value: `None` once pruned or purged.
+    pub fn payload<'a>(&self, v: &'a [u8]) -> Result<Option<&'a [u8]>> {
+        let tail = Chained::split(v)?.tail;
+        Ok((tail.len() as u64 == self.payload_len).then_some(tail))
     }
 }
 
 const STATE_V1: u8 = 1;
 const NONE_U64: u64 = u64::MAX;
-/// Flag: the task has an idempotency key (pruned with it).
-pub const FLAG_IDEM: u8 = 1;
 
 /// Mutable state of a task, rewritten on every transition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateRec {
     /// Lifecycle state.
     pub state: TaskState,
-    /// Flag bits (`FLAG_*`).
+    /// Flag bits, reserved (0).
     pub flags: u8,
     /// Attempts made.
     pub attempt: u32,
@@ -112,6 +148,9 @@ pub struct StateRec {
     pub finished_at: u64,
     /// New offset after a redrive to a new offset.
     pub redriven_to: Option<u64>,
+    /// Sequence number of the task's `done` event (whose tail holds the
+    /// result).
+    pub done_event: Option<u64>,
     /// Worker of the last lease.
     pub worker: String,
     /// Trailing bytes from a newer version, kept on rewrite.
@@ -139,9 +178,34 @@ fn byte_state(b: u8) -> Result<TaskState> {
     })
 }
 
-const FIXED: usize = 4 + 4 * 4 + 9 * 8 + 2;
+const FIXED: usize = 4 + 4 * 4 + 10 * 8 + 2;
 
 impl StateRec {
+    /// The state of a task never leased: what a log record without a
+    /// state row means.
+    pub fn fresh(hdr: &LogHeader, lane: u64) -> StateRec {
+        StateRec {
+            state: TaskState::Ready,
+            flags: 0,
+            attempt: 0,
+            max_attempts: hdr.max_attempts,
+            shard: hdr.shard,
+            priority: hdr.priority,
+            lane,
+            fence: 0,
+            not_before: hdr.not_before,
+            enqueued_at: hdr.enqueued_at,
+            leased_at: 0,
+            lease_until: 0,
+            started_at: 0,
+            finished_at: 0,
+            redriven_to: None,
+            done_event: None,
+            worker: String::new(),
+            ext: Vec::new(),
+        }
+    }
+
     /// Encodes to the v1 binary layout.
     pub fn encode(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(FIXED + self.worker.len() + self.ext.len());
@@ -160,6 +224,7 @@ impl StateRec {
             self.started_at,
             self.finished_at,
             self.redriven_to.unwrap_or(NONE_U64),
+            self.done_event.unwrap_or(NONE_U64),
         ] {
             b.extend_from_slice(&v.to_le_bytes());
         }
@@ -190,7 +255,7 @@ impl StateRec {
         let worker = std::str::from_utf8(&b[FIXED..wend])
             .map_err(|_| Error::Corrupt("worker id is not UTF-8".into()))?
             .to_string();
-        let redriven = g(8);
+        let opt = |v: u64| (v != NONE_U64).then_some(v);
         Ok(StateRec {
             state: byte_state(b[1])?,
             flags: b[2],
@@ -206,7 +271,8 @@ impl StateRec {
             lease_until: g(5),
             started_at: g(6),
             finished_at: g(7),
-            redriven_to: (redriven != NONE_U64).then_some(redriven),
+            redriven_to: opt(g(8)),
+            done_event: opt(g(9)),
             worker,
             ext: b[wend..].to_vec(),
         })
@@ -265,9 +331,10 @@ pub struct Event {
 impl Event {
     /// Decodes a stored event value into its hash and event.
     pub fn decode(v: &[u8]) -> Result<(Digest, Event)> {
-        let (h, body) = split_hashed(v)?;
-        let e = serde_json::from_slice(body).map_err(|e| Error::Corrupt(format!("event: {e}")))?;
-        Ok((h, e))
+        let c = Chained::split(v)?;
+        let e =
+            serde_json::from_slice(c.body).map_err(|e| Error::Corrupt(format!("event: {e}")))?;
+        Ok((c.hash, e))
     }
 }
 
@@ -341,7 +408,7 @@ mod tests {
     fn sample() -> StateRec {
         StateRec {
             state: TaskState::Leased,
-            flags: FLAG_IDEM,
+            flags: 0x80,
             attempt: 3,
             max_attempts: 10,
             shard: 7,
@@ -355,6 +422,7 @@ mod tests {
             started_at: 5,
             finished_at: 6,
             redriven_to: Some(99),
+            done_event: Some(7),
             worker: "w-ü".into(),
             ext: vec![],
         }
@@ -366,6 +434,7 @@ mod tests {
         assert_eq!(StateRec::decode(&s.encode()).unwrap(), s);
         let mut n = s.clone();
         n.redriven_to = None;
+        n.done_event = None;
         assert_eq!(StateRec::decode(&n.encode()).unwrap(), n);
     }
 
@@ -391,6 +460,23 @@ mod tests {
         let mut b2 = b.clone();
         b2[1] = 9;
         assert!(matches!(StateRec::decode(&b2), Err(Error::Corrupt(_))));
+    }
+
+    #[test]
+    fn chained_records_split_and_cut_their_tail() {
+        let h = [7u8; 32];
+        let v = Chained::join(&h, b"{}", b"payload");
+        let c = Chained::split(&v).unwrap();
+        assert_eq!((c.hash, c.body, c.tail), (h, &b"{}"[..], &b"payload"[..]));
+        let cut = c.without_tail();
+        let c2 = Chained::split(&cut).unwrap();
+        assert_eq!((c2.body, c2.tail), (&b"{}"[..], &b""[..]));
+        for n in [0, 35, 37] {
+            assert!(
+                matches!(Chained::split(&v[..n]), Err(Error::Corrupt(_))),
+                "{n}"
+            );
+        }
     }
 
     #[test]

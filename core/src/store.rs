@@ -4,10 +4,10 @@
 use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::hash::task_id;
-use crate::record::{LogHeader, StateRec};
+use crate::record::{Chained, Event, LogHeader, StateRec};
 use crate::tables::{
-    Tx, DLQ, FAULTS, FORMAT_VERSION, LOG, META, META_CREATED, META_FENCE, META_FORMAT,
-    META_NEXT_QUEUE, PAYLOADS, QUEUES, RESULTS, TASKS,
+    Tx, DLQ, EVENTS, FAULTS, FORMAT_VERSION, LOG, META, META_CREATED, META_FENCE, META_FORMAT,
+    META_NEXT_QUEUE, QUEUES, TASKS,
 };
 use crate::types::{Fault, QueueInfo, TaskInfo};
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
@@ -159,48 +159,44 @@ pub(crate) fn list_queues(rtx: &ReadTransaction) -> Result<Vec<QueueInfo>> {
     Ok(out)
 }
 
-/// The log header and record hash of one task.
-pub(crate) fn log_header(
+/// One task's log record: its hash, header and payload (`None` once
+/// pruned or purged).
+pub(crate) fn log_record(
     rtx: &ReadTransaction,
     qid: u32,
     offset: u64,
-) -> Result<([u8; 32], LogHeader)> {
+) -> Result<([u8; 32], LogHeader, Option<Vec<u8>>)> {
     let t = rtx.open_table(LOG)?;
     let v = t
         .get((qid, offset))?
         .ok_or_else(|| Error::NotFound(format!("task {offset}")))?;
-    LogHeader::decode(v.value())
-}
-
-/// A task's payload, `None` when pruned or purged.
-pub(crate) fn payload(
-    rtx: &ReadTransaction,
-    qid: u32,
-    offset: u64,
-    len: u64,
-) -> Result<Option<Vec<u8>>> {
-    if len == 0 {
-        return Ok(Some(Vec::new()));
-    }
-    let t = rtx.open_table(PAYLOADS)?;
-    Ok(t.get((qid, offset))?.map(|v| v.value().to_vec()))
+    let (h, hdr) = LogHeader::decode(v.value())?;
+    let payload = hdr.payload(v.value())?.map(<[u8]>::to_vec);
+    Ok((h, hdr, payload))
 }
 
 /// Everything known about a task.
 pub(crate) fn task(rtx: &ReadTransaction, q: &QueueInfo, offset: u64) -> Result<TaskInfo> {
-    let st = {
-        let t = rtx.open_table(TASKS)?;
-        let v = t
-            .get((q.id, offset))?
-            .ok_or_else(|| Error::NotFound(format!("task {offset} in queue {}", q.name)))?;
-        StateRec::decode(v.value())?
+    let (h, hdr, payload) = log_record(rtx, q.id, offset).map_err(|e| match e {
+        Error::NotFound(_) => Error::NotFound(format!("task {offset} in queue {}", q.name)),
+        e => e,
+    })?;
+    let st = match rtx.open_table(TASKS)?.get((q.id, offset))? {
+        Some(v) => StateRec::decode(v.value())?,
+        None => StateRec::fresh(&hdr, 0),
     };
-    let (h, hdr) = log_header(rtx, q.id, offset)?;
-    let payload = payload(rtx, q.id, offset, hdr.payload_len)?;
-    let result = rtx
-        .open_table(RESULTS)?
-        .get((q.id, offset))?
-        .map(|v| v.value().to_vec());
+    let result = match st.done_event {
+        Some(seq) => match rtx.open_table(EVENTS)?.get((q.id, seq))? {
+            Some(v) => {
+                let tail = Chained::split(v.value())?.tail;
+                let (_, ev) = Event::decode(v.value())?;
+                (ev.result_len == Some(tail.len() as u64) && !tail.is_empty())
+                    .then(|| tail.to_vec())
+            }
+            None => None,
+        },
+        None => None,
+    };
     let leased = st.state == crate::types::TaskState::Leased;
     Ok(TaskInfo {
         v: hdr.v,

@@ -9,16 +9,12 @@ pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub const QUEUES: TableDefinition<&str, &[u8]> = TableDefinition::new("queues");
 /// `queue id -> QueueState JSON`.
 pub const QSTATE: TableDefinition<u32, &[u8]> = TableDefinition::new("queue_state");
-/// `(queue, offset) -> hash || LogHeader JSON`: the append-only log.
+/// `(queue, offset) -> hash ‖ len ‖ LogHeader JSON ‖ payload`: the log.
 pub const LOG: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("log");
-/// `(queue, offset) -> payload` (pruned by retention).
-pub const PAYLOADS: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("payloads");
-/// `(queue, offset) -> StateRec`.
+/// `(queue, offset) -> StateRec`, from a task's first lease on.
 pub const TASKS: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("tasks");
-/// `(queue, seq) -> hash || Event JSON`: the event chain.
+/// `(queue, seq) -> hash ‖ len ‖ Event JSON ‖ result`: the event chain.
 pub const EVENTS: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("events");
-/// `(queue, offset) -> result` (pruned by retention).
-pub const RESULTS: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("results");
 /// `(queue, offset, fence) -> Fault JSON`: the fault store, one row per
 /// failed attempt, in time order (fences only grow).
 pub const FAULTS: TableDefinition<(u32, u64, u64), &[u8]> = TableDefinition::new("faults");
@@ -49,14 +45,10 @@ pub struct Tx<'t> {
     pub qstate: redb::Table<'t, u32, &'static [u8]>,
     /// See [`LOG`].
     pub log: redb::Table<'t, (u32, u64), &'static [u8]>,
-    /// See [`PAYLOADS`].
-    pub payloads: redb::Table<'t, (u32, u64), &'static [u8]>,
     /// See [`TASKS`].
     pub tasks: redb::Table<'t, (u32, u64), &'static [u8]>,
     /// See [`EVENTS`].
     pub events: redb::Table<'t, (u32, u64), &'static [u8]>,
-    /// See [`RESULTS`].
-    pub results: redb::Table<'t, (u32, u64), &'static [u8]>,
     /// See [`FAULTS`].
     pub faults: redb::Table<'t, (u32, u64, u64), &'static [u8]>,
     /// See [`DLQ`].
@@ -73,10 +65,8 @@ impl<'t> Tx<'t> {
             queues: txn.open_table(QUEUES)?,
             qstate: txn.open_table(QSTATE)?,
             log: txn.open_table(LOG)?,
-            payloads: txn.open_table(PAYLOADS)?,
             tasks: txn.open_table(TASKS)?,
             events: txn.open_table(EVENTS)?,
-            results: txn.open_table(RESULTS)?,
             faults: txn.open_table(FAULTS)?,
             dlq: txn.open_table(DLQ)?,
             idem: txn.open_table(IDEM)?,
