@@ -7,6 +7,7 @@ use crate::config::{
 };
 use crate::error::{Error, Result};
 use crate::hash::task_id;
+use crate::oneshot;
 use crate::queue::Claimed;
 use crate::store;
 use crate::types::{
@@ -14,7 +15,7 @@ use crate::types::{
     Token,
 };
 use crate::writer::{Op, Reply, Writer};
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::Sender;
 use redb::ReadableDatabase;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,9 +42,9 @@ impl Inner {
         if self.closed.swap(true, Ordering::SeqCst) {
             return;
         }
-        let (tx, rx) = bounded(1);
+        let (tx, rx) = oneshot::channel();
         if self.ops.send(Op::Shutdown { reply: tx }).is_ok() {
-            let _ = rx.recv();
+            rx.recv();
         }
         if let Some(h) = self.writer.lock().map(|mut g| g.take()).unwrap_or(None) {
             let _ = h.join();
@@ -133,9 +134,9 @@ impl Db {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        let (tx, rx) = bounded(1);
+        let (tx, rx) = oneshot::channel();
         self.inner.ops.send(make(tx)).map_err(|_| Error::Closed)?;
-        rx.recv().map_err(|_| Error::Closed)?
+        rx.recv().ok_or(Error::Closed)?
     }
 
     fn read(&self) -> Result<redb::ReadTransaction> {

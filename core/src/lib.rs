@@ -24,6 +24,7 @@ pub mod config;
 mod db;
 pub mod error;
 pub mod hash;
+mod oneshot;
 mod queue;
 pub mod record;
 mod store;

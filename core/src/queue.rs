@@ -696,8 +696,9 @@ impl QueueSched {
     }
 
     /// Fires every timer due at `now`: expired leases count as attempts,
-    /// delayed heads become eligible.
-    pub fn fire_timers(&mut self, tx: &mut Tx<'_>, now: u64) -> Result<()> {
+    /// delayed heads become eligible. True when a lease expired (written).
+    pub fn fire_timers(&mut self, tx: &mut Tx<'_>, now: u64) -> Result<bool> {
+        let mut wrote = false;
         while let Some(&t) = self.timers.first() {
             if t.0 > now {
                 break;
@@ -735,8 +736,9 @@ impl QueueSched {
             self.qs.totals.lease_expired += 1;
             self.dirty = true;
             self.end_attempt(tx, now, lane_id, false, 0)?;
+            wrote = true;
         }
-        Ok(())
+        Ok(wrote)
     }
 
     fn dead_letter(&self, tx: &Tx<'_>, offset: u64) -> Result<StateRec> {
@@ -978,8 +980,9 @@ impl QueueSched {
         (self.qs.retention_cursor < self.qs.next_event).then_some(self.prune_at)
     }
 
-    /// Writes the queue state row if anything changed.
-    pub fn persist(&mut self, tx: &mut Tx<'_>) -> Result<()> {
+    /// Writes the queue state row if anything changed; true if it did.
+    pub fn persist(&mut self, tx: &mut Tx<'_>) -> Result<bool> {
+        let wrote = self.dirty;
         if self.dirty {
             self.qs.watermark = self
                 .pending
@@ -991,7 +994,7 @@ impl QueueSched {
             tx.qstate.insert(self.id(), j.as_slice())?;
             self.dirty = false;
         }
-        Ok(())
+        Ok(wrote)
     }
 
     /// Counts per state, per-shard load and totals.

@@ -6,6 +6,7 @@
 use crate::clock::millis;
 use crate::config::{ClaimOptions, Durability, EnqueueItem, Options, QueueConfig, RedriveMode};
 use crate::error::{Error, Result};
+use crate::oneshot;
 use crate::queue::{Claimed, QueueSched};
 use crate::record::QueueState;
 use crate::tables::{Tx, META_FENCE, META_NEXT_QUEUE};
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Reply channel of one operation.
-pub(crate) type Reply<T> = Sender<Result<T>>;
+pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
 
 /// An operation sent to the writer.
 pub(crate) enum Op {
@@ -83,7 +84,7 @@ pub(crate) enum Op {
         reply: Reply<()>,
     },
     Shutdown {
-        reply: Sender<()>,
+        reply: oneshot::Sender<()>,
     },
 }
 
@@ -111,6 +112,9 @@ pub(crate) struct Writer {
     next_queue_id: u32,
     deferred: Vec<Deferred>,
     poisoned: Option<Error>,
+    /// Whether the open batch changed anything; a batch that did not is
+    /// aborted instead of committed (no fsync for an empty claim).
+    wrote: bool,
 }
 
 fn is_fatal(e: &Error) -> bool {
@@ -146,6 +150,7 @@ impl Writer {
             next_queue_id: 1,
             deferred: Vec::new(),
             poisoned: None,
+            wrote: false,
         };
         w.load()?;
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -237,10 +242,10 @@ impl Writer {
             self.expire_waiters();
             if let Some(reply) = shutdown {
                 for w in self.waiters.drain(..) {
-                    let _ = w.reply.send(Err(Error::Closed));
+                    w.reply.send(Err(Error::Closed));
                 }
                 self.final_sync();
-                let _ = reply.send(());
+                reply.send(());
                 return;
             }
         }
@@ -278,23 +283,27 @@ impl Writer {
 
     fn expire_waiters(&mut self) {
         let now = Instant::now();
-        self.waiters.retain(|w| {
-            if w.deadline <= now {
-                let _ = w.reply.send(Ok(Vec::new()));
-                false
-            } else {
-                true
-            }
-        });
+        let (due, keep): (Vec<_>, Vec<_>) = self.waiters.drain(..).partition(|w| w.deadline <= now);
+        self.waiters = keep;
+        for w in due {
+            w.reply.send(Ok(Vec::new()));
+        }
     }
 
+    /// Answers after the commit; a success means the batch wrote.
     fn defer<T: Send + 'static>(&mut self, reply: Reply<T>, r: Result<T>) -> Result<()> {
+        self.wrote |= r.is_ok();
+        self.defer_read(reply, r)
+    }
+
+    /// Answers after the commit, for a result that wrote nothing.
+    fn defer_read<T: Send + 'static>(&mut self, reply: Reply<T>, r: Result<T>) -> Result<()> {
         let fatal = match &r {
             Err(e) if is_fatal(e) => Some(e.clone()),
             _ => None,
         };
         self.deferred.push(Box::new(move |failed: Option<&Error>| {
-            let _ = reply.send(match failed {
+            reply.send(match failed {
                 Some(e) => Err(e.clone()),
                 None => r,
             });
@@ -328,10 +337,10 @@ impl Writer {
                 match op {
                     Op::Stats { queue, reply } => {
                         let r = self.qid(&queue).map(|id| self.queues[&id].stats(now));
-                        let _ = reply.send(r);
+                        reply.send(r);
                     }
                     Op::Sync { reply } => {
-                        let _ = reply.send(Ok(()));
+                        reply.send(Ok(()));
                     }
                     _ => unreachable!("read-only batch"),
                 }
@@ -347,8 +356,13 @@ impl Writer {
                     txn.set_durability(redb::Durability::None)
                         .map_err(|e| Error::Io(e.to_string()))?;
                 }
+                self.wrote = false;
                 self.apply_batch(&txn, ops, now)?;
-                txn.commit()?;
+                if self.wrote {
+                    txn.commit()?;
+                } else {
+                    txn.abort()?;
+                }
                 Ok(())
             });
         let failed = res.err();
@@ -367,27 +381,27 @@ impl Writer {
 
     fn apply_poisoned(&mut self, op: Op, e: &Error) {
         match op {
-            Op::CreateQueue { reply, .. } => drop(reply.send(Err(e.clone()))),
-            Op::DeleteQueue { reply, .. } => drop(reply.send(Err(e.clone()))),
-            Op::Enqueue { reply, .. } => drop(reply.send(Err(e.clone()))),
-            Op::Claim { reply, .. } => drop(reply.send(Err(e.clone()))),
-            Op::Heartbeat { reply, .. } => drop(reply.send(Err(e.clone()))),
-            Op::Start { reply, .. } => drop(reply.send(Err(e.clone()))),
-            Op::Complete { reply, .. } => drop(reply.send(Err(e.clone()))),
-            Op::Fail { reply, .. } => drop(reply.send(Err(e.clone()))),
-            Op::Release { reply, .. } => drop(reply.send(Err(e.clone()))),
-            Op::Redrive { reply, .. } => drop(reply.send(Err(e.clone()))),
-            Op::Purge { reply, .. } => drop(reply.send(Err(e.clone()))),
-            Op::Stats { reply, .. } => drop(reply.send(Err(e.clone()))),
-            Op::Sync { reply } => drop(reply.send(Err(e.clone()))),
-            Op::Shutdown { reply } => drop(reply.send(())),
+            Op::CreateQueue { reply, .. } => reply.send(Err(e.clone())),
+            Op::DeleteQueue { reply, .. } => reply.send(Err(e.clone())),
+            Op::Enqueue { reply, .. } => reply.send(Err(e.clone())),
+            Op::Claim { reply, .. } => reply.send(Err(e.clone())),
+            Op::Heartbeat { reply, .. } => reply.send(Err(e.clone())),
+            Op::Start { reply, .. } => reply.send(Err(e.clone())),
+            Op::Complete { reply, .. } => reply.send(Err(e.clone())),
+            Op::Fail { reply, .. } => reply.send(Err(e.clone())),
+            Op::Release { reply, .. } => reply.send(Err(e.clone())),
+            Op::Redrive { reply, .. } => reply.send(Err(e.clone())),
+            Op::Purge { reply, .. } => reply.send(Err(e.clone())),
+            Op::Stats { reply, .. } => reply.send(Err(e.clone())),
+            Op::Sync { reply } => reply.send(Err(e.clone())),
+            Op::Shutdown { reply } => reply.send(()),
         }
     }
 
     fn apply_batch(&mut self, txn: &redb::WriteTransaction, ops: Vec<Op>, now: u64) -> Result<()> {
         let mut tx = Tx::open(txn)?;
         for q in self.queues.values_mut() {
-            q.fire_timers(&mut tx, now)?;
+            self.wrote |= q.fire_timers(&mut tx, now)?;
         }
         for op in ops {
             self.apply(&mut tx, now, op)?;
@@ -398,7 +412,7 @@ impl Writer {
             if q.prune_due_at().is_some_and(|t| t <= now) {
                 q.prune(&mut tx, now, retain, PRUNE_BUDGET)?;
             }
-            q.persist(&mut tx)?;
+            self.wrote |= q.persist(&mut tx)?;
         }
         if self.next_fence != self.saved_fence {
             tx.meta
@@ -455,7 +469,8 @@ impl Writer {
                     Err(e) => return self.defer(reply, Err(e)),
                 };
                 let r = self.claim(tx, now, id, &worker, &opts);
-                if matches!(&r, Ok(v) if v.is_empty()) && !opts.wait.is_zero() {
+                let empty = matches!(&r, Ok(v) if v.is_empty());
+                if empty && !opts.wait.is_zero() {
                     self.waiters.push(Waiter {
                         qid: id,
                         worker,
@@ -464,6 +479,9 @@ impl Writer {
                         reply,
                     });
                     return Ok(());
+                }
+                if empty {
+                    return self.defer_read(reply, r);
                 }
                 self.defer(reply, r)
             }
@@ -541,12 +559,12 @@ impl Writer {
             }
             Op::Stats { queue, reply } => {
                 let r = self.qid(&queue).map(|id| self.queues[&id].stats(now));
-                self.defer(reply, r)
+                self.defer_read(reply, r)
             }
-            Op::Sync { reply } => self.defer(reply, Ok(())),
+            Op::Sync { reply } => self.defer_read(reply, Ok(())),
             Op::Shutdown { reply } => {
                 // `run` takes shutdown out of every batch; never reached.
-                let _ = reply.send(());
+                reply.send(());
                 Ok(())
             }
         }
