@@ -117,6 +117,13 @@ pub(crate) struct Writer {
     wrote: bool,
 }
 
+/// `now + wait`, capped a year ahead instead of overflowing `Instant`.
+fn far_deadline(wait: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(wait.min(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
 fn is_fatal(e: &Error) -> bool {
     matches!(e, Error::Io(_) | Error::Corrupt(_))
 }
@@ -474,7 +481,7 @@ impl Writer {
                     self.waiters.push(Waiter {
                         qid: id,
                         worker,
-                        deadline: Instant::now() + opts.wait,
+                        deadline: far_deadline(opts.wait),
                         opts,
                         reply,
                     });

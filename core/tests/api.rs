@@ -3101,3 +3101,33 @@ fn huge_heartbeat_saturates_instead_of_wrapping() {
         exp - T0
     );
 }
+
+/// A claim with `wait: Duration::MAX` must neither panic the writer
+/// (`Instant` overflow) nor make the handle unusable: the wait is capped,
+/// the claim is answered when work arrives.
+#[test]
+fn huge_claim_wait_does_not_kill_the_writer() {
+    let dir = std::env::temp_dir().join(format!("ordq-hugewait-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = Db::open(dir.join("w.ordq"), Options::default()).unwrap();
+    db.create_queue("q", QueueConfig::default()).unwrap();
+    let d2 = db.clone();
+    let waiter = std::thread::spawn(move || {
+        d2.claim(
+            "q",
+            "w",
+            ClaimOptions {
+                wait: Duration::MAX,
+                ..Default::default()
+            },
+        )
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    db.enqueue("q", "k", b"x", EnqueueOptions::default())
+        .unwrap();
+    let got = waiter.join().unwrap().unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(db.stats("q").unwrap().leased, 1);
+    db.close();
+    std::fs::remove_dir_all(&dir).ok();
+}
