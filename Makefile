@@ -1,7 +1,7 @@
 # ordq — build, test, demo, bench. Every target does its own set-up.
 CARGO ?= cargo
 
-.PHONY: all build test test-rust lint fmt demo bench clean
+.PHONY: all build test test-rust test-c lint fmt demo bench clean header header-check cbindgen
 
 all: build
 
@@ -9,7 +9,7 @@ build:
 	$(CARGO) build --release --workspace
 
 ## test: every suite of the repo, plus format and lint checks.
-test: lint test-rust
+test: lint header-check test-rust test-c
 
 test-rust:
 	$(CARGO) test --workspace
@@ -20,6 +20,68 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+## header: regenerate include/ordq.h from ffi/ with the pinned cbindgen.
+# cbindgen is pinned (the header records its version) and installed into
+# target/tools on first use, so a clean clone needs nothing by hand.
+CBINDGEN_VERSION := 0.29.4
+TOOLS_DIR := $(CURDIR)/target/tools
+CBINDGEN := $(TOOLS_DIR)/bin/cbindgen
+CBINDGEN_ARGS := --config ffi/cbindgen.toml --crate ordq-ffi --quiet ffi
+
+cbindgen:
+	@if ! "$(CBINDGEN)" --version 2>/dev/null | grep -qx "cbindgen $(CBINDGEN_VERSION)"; then \
+	  echo "installing cbindgen $(CBINDGEN_VERSION) into $(TOOLS_DIR)"; \
+	  $(CARGO) install cbindgen --version $(CBINDGEN_VERSION) --locked --force --root "$(TOOLS_DIR)"; \
+	fi
+
+header: cbindgen
+	$(CBINDGEN) $(CBINDGEN_ARGS) --output include/ordq.h
+
+## header-check: fail when include/ordq.h differs from what ffi/ generates.
+header-check: cbindgen
+	@tmp=$$(mktemp); \
+	$(CBINDGEN) $(CBINDGEN_ARGS) --output "$$tmp" || { rm -f "$$tmp"; exit 1; }; \
+	if diff -u include/ordq.h "$$tmp"; then rm -f "$$tmp"; echo "include/ordq.h is up to date"; \
+	else rm -f "$$tmp"; echo "include/ordq.h is stale: run 'make header' and commit it" >&2; exit 1; fi
+
+## test-c: the C tests (tests/c) against the debug libordq.so, under
+## AddressSanitizer + LeakSanitizer + UBSan, then under valgrind memcheck;
+## and the cycle once more linked statically against libordq.a.
+C_TEST_DIR := target/c-tests
+C_TESTS := cycle bad_input
+C_WARN := -std=c99 -Wall -Wextra -Werror -pedantic -g -Iinclude
+C_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+C_LINK := -Ltarget/debug -lordq -Wl,-rpath,$(CURDIR)/target/debug
+# From `cargo rustc -p ordq-ffi --lib --crate-type staticlib -- --print native-static-libs`
+# (documented in docs/FFI.md).
+C_STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+VALGRIND := valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
+	--errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 \
+	--suppressions=tests/c/valgrind.supp
+
+test-c:
+	$(CARGO) build -p ordq-ffi
+	@mkdir -p $(C_TEST_DIR)
+	@for t in $(C_TESTS); do \
+	  gcc $(C_WARN) $(C_SAN) tests/c/$$t.c -o $(C_TEST_DIR)/$$t-asan $(C_LINK) || exit 1; \
+	  gcc $(C_WARN) tests/c/$$t.c -o $(C_TEST_DIR)/$$t $(C_LINK) || exit 1; \
+	done
+	gcc $(C_WARN) tests/c/cycle.c -o $(C_TEST_DIR)/cycle-static target/debug/libordq.a $(C_STATIC_LIBS)
+	@for t in $(C_TESTS); do \
+	  echo "== $$t (ASan+LSan+UBSan)"; \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=98 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ./$(C_TEST_DIR)/$$t-asan || exit 1; \
+	done
+	@if command -v valgrind >/dev/null; then \
+	  for t in $(C_TESTS); do \
+	    echo "== $$t (valgrind memcheck)"; \
+	    $(VALGRIND) ./$(C_TEST_DIR)/$$t || exit 1; \
+	  done; \
+	else echo "valgrind not installed: skipping the valgrind pass (ASan pass ran)"; fi
+	@echo "== cycle (static libordq.a)"
+	@./$(C_TEST_DIR)/cycle-static
 
 ## demo: the main job — keyed tasks, worker threads, injected failures.
 demo:

@@ -1,0 +1,425 @@
+//! `ordq_db`: the database handle, its open options and its backend.
+//!
+//! The handle wraps a [`Backend`] enum; every export reaches the engine
+//! through the [`Engine`] trait, so a remote (broker) backend slots in as a
+//! new variant without changing any C signature.
+
+use crate::error::{ordq_error, Failure, FfiResult};
+use crate::status::ordq_status;
+use crate::util::{boundary, boundary_value, obj, opt_obj, str_in, usize_from_u64, Out};
+use ordq_core::{
+    ClaimOptions, Completion, Db, DeadLetter, Durability, EnqueueItem, FailOutcome, Fault, Lease,
+    Options, QueueConfig, QueueInfo, QueueStats, Receipt, RedriveMode, Result, TaskInfo, Token,
+};
+use std::ffi::c_char;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `ordq_options.durability`: a call returns after its batch is fsynced.
+pub const ORDQ_DURABILITY_IMMEDIATE: i32 = 0;
+/// `ordq_options.durability`: a call returns after its batch is committed
+/// in memory (a power loss can lose the last moments, never corrupt).
+pub const ORDQ_DURABILITY_NONE: i32 = 1;
+
+/// An open database. Opaque; create with `ordq_open`, release with
+/// `ordq_db_free`. Thread-safe: every call taking a `const ordq_db *` may
+/// run concurrently from any thread; only `ordq_db_free` needs the handle
+/// to be otherwise unused.
+pub struct ordq_db {
+    backend: Backend,
+}
+
+/// Where a handle's engine lives.
+enum Backend {
+    /// The engine runs in this process on a local file.
+    Local(Db),
+}
+
+// The header promises thread-safe handles and immutable, shareable result
+// objects: keep that checked by the compiler.
+const _: () = {
+    const fn thread_safe<T: Send + Sync>() {}
+    thread_safe::<ordq_db>();
+    thread_safe::<crate::lease::ordq_lease>();
+    thread_safe::<crate::lease::ordq_lease_list>();
+    thread_safe::<crate::queue::ordq_string_list>();
+    thread_safe::<crate::error::ordq_error>();
+};
+
+impl ordq_db {
+    /// The engine behind the handle.
+    pub(crate) fn engine(&self) -> &dyn Engine {
+        match &self.backend {
+            Backend::Local(db) => db,
+        }
+    }
+}
+
+/// Every engine operation the ABI exposes; implemented by the local engine
+/// today and by a broker client later.
+pub(crate) trait Engine: Send + Sync {
+    fn close(&self) -> Result<()>;
+    fn sync(&self) -> Result<()>;
+    fn create_queue(&self, name: &str, cfg: QueueConfig) -> Result<QueueInfo>;
+    fn queue(&self, name: &str) -> Result<QueueInfo>;
+    fn list_queues(&self) -> Result<Vec<QueueInfo>>;
+    fn delete_queue(&self, name: &str) -> Result<()>;
+    fn enqueue_batch(&self, queue: &str, items: Vec<EnqueueItem>) -> Result<Vec<Receipt>>;
+    fn claim(&self, queue: &str, worker: &str, opts: ClaimOptions) -> Result<Vec<Lease>>;
+    fn heartbeat(&self, token: Token, lease: Option<Duration>) -> Result<u64>;
+    fn start(&self, token: Token) -> Result<()>;
+    fn complete(&self, token: Token, result: &[u8]) -> Result<Completion>;
+    fn complete_batch(&self, items: Vec<(Token, Vec<u8>)>) -> Result<Vec<Result<Completion>>>;
+    fn fail(&self, token: Token, error: &str, retryable: bool) -> Result<FailOutcome>;
+    fn release(&self, token: Token) -> Result<()>;
+    fn get_task(&self, queue: &str, offset: u64) -> Result<TaskInfo>;
+    fn faults(&self, queue: &str, offset: u64) -> Result<Vec<Fault>>;
+    fn stats(&self, queue: &str) -> Result<QueueStats>;
+    fn dlq_list(&self, queue: &str, after: Option<u64>, limit: usize) -> Result<Vec<TaskInfo>>;
+    fn dlq_get(&self, queue: &str, offset: u64) -> Result<DeadLetter>;
+    fn dlq_redrive(&self, queue: &str, offset: u64, mode: RedriveMode) -> Result<Receipt>;
+    fn dlq_purge(&self, queue: &str, offset: Option<u64>) -> Result<u64>;
+}
+
+impl Engine for Db {
+    fn close(&self) -> Result<()> {
+        Db::close(self);
+        Ok(())
+    }
+    fn sync(&self) -> Result<()> {
+        Db::sync(self)
+    }
+    fn create_queue(&self, name: &str, cfg: QueueConfig) -> Result<QueueInfo> {
+        Db::create_queue(self, name, cfg)
+    }
+    fn queue(&self, name: &str) -> Result<QueueInfo> {
+        Db::queue(self, name)
+    }
+    fn list_queues(&self) -> Result<Vec<QueueInfo>> {
+        Db::list_queues(self)
+    }
+    fn delete_queue(&self, name: &str) -> Result<()> {
+        Db::delete_queue(self, name)
+    }
+    fn enqueue_batch(&self, queue: &str, items: Vec<EnqueueItem>) -> Result<Vec<Receipt>> {
+        Db::enqueue_batch(self, queue, items)
+    }
+    fn claim(&self, queue: &str, worker: &str, opts: ClaimOptions) -> Result<Vec<Lease>> {
+        Db::claim(self, queue, worker, opts)
+    }
+    fn heartbeat(&self, token: Token, lease: Option<Duration>) -> Result<u64> {
+        Db::heartbeat(self, token, lease)
+    }
+    fn start(&self, token: Token) -> Result<()> {
+        Db::start(self, token)
+    }
+    fn complete(&self, token: Token, result: &[u8]) -> Result<Completion> {
+        Db::complete(self, token, result)
+    }
+    fn complete_batch(&self, items: Vec<(Token, Vec<u8>)>) -> Result<Vec<Result<Completion>>> {
+        Db::complete_batch(self, items)
+    }
+    fn fail(&self, token: Token, error: &str, retryable: bool) -> Result<FailOutcome> {
+        Db::fail(self, token, error, retryable)
+    }
+    fn release(&self, token: Token) -> Result<()> {
+        Db::release(self, token)
+    }
+    fn get_task(&self, queue: &str, offset: u64) -> Result<TaskInfo> {
+        Db::get_task(self, queue, offset)
+    }
+    fn faults(&self, queue: &str, offset: u64) -> Result<Vec<Fault>> {
+        Db::faults(self, queue, offset)
+    }
+    fn stats(&self, queue: &str) -> Result<QueueStats> {
+        Db::stats(self, queue)
+    }
+    fn dlq_list(&self, queue: &str, after: Option<u64>, limit: usize) -> Result<Vec<TaskInfo>> {
+        Db::dlq_list(self, queue, after, limit)
+    }
+    fn dlq_get(&self, queue: &str, offset: u64) -> Result<DeadLetter> {
+        Db::dlq_get(self, queue, offset)
+    }
+    fn dlq_redrive(&self, queue: &str, offset: u64, mode: RedriveMode) -> Result<Receipt> {
+        Db::dlq_redrive(self, queue, offset, mode)
+    }
+    fn dlq_purge(&self, queue: &str, offset: Option<u64>) -> Result<u64> {
+        Db::dlq_purge(self, queue, offset)
+    }
+}
+
+/// Options for `ordq_open`. Fill with `ordq_options_init`, then change
+/// fields. Values are taken as given, except that 0 means "default" for
+/// `max_batch` and `cache_size`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ordq_options {
+    /// `ORDQ_DURABILITY_IMMEDIATE` (default) or `ORDQ_DURABILITY_NONE`.
+    pub durability: i32,
+    /// Largest payload accepted by enqueue, bytes (default 1 MiB).
+    pub max_payload: u64,
+    /// Largest result accepted by complete, bytes (default 1 MiB).
+    pub max_result: u64,
+    /// Largest task key or idempotency key, bytes (default 1024).
+    pub max_key: u64,
+    /// Largest total size of a task's header names and values, bytes
+    /// (default 64 KiB).
+    pub max_headers: u64,
+    /// How long payloads, results and idempotency keys of done tasks are
+    /// kept, ms (default 24 h).
+    pub retain_done_ms: u64,
+    /// Most operations applied in one transaction (default 8192; 0 = default).
+    pub max_batch: u64,
+    /// Page cache size, bytes (default 64 MiB; 0 = default).
+    pub cache_size: u64,
+}
+
+impl Default for ordq_options {
+    fn default() -> Self {
+        let d = Options::default();
+        ordq_options {
+            durability: ORDQ_DURABILITY_IMMEDIATE,
+            max_payload: d.max_payload as u64,
+            max_result: d.max_result as u64,
+            max_key: d.max_key as u64,
+            max_headers: d.max_headers as u64,
+            retain_done_ms: ordq_core::clock::millis(d.retain_done),
+            max_batch: d.max_batch as u64,
+            cache_size: d.cache_size as u64,
+        }
+    }
+}
+
+impl ordq_options {
+    /// The engine's options; rejects unknown enum values.
+    fn to_core(self) -> FfiResult<Options> {
+        let d = Options::default();
+        let durability = match self.durability {
+            ORDQ_DURABILITY_IMMEDIATE => Durability::Immediate,
+            ORDQ_DURABILITY_NONE => Durability::None,
+            v => {
+                return Err(Failure::invalid(format!(
+                    "options.durability {v} is not ORDQ_DURABILITY_IMMEDIATE (0) or ORDQ_DURABILITY_NONE (1)"
+                )))
+            }
+        };
+        let or_default = |v: u64, d: usize| if v == 0 { d } else { usize_from_u64(v) };
+        Ok(Options {
+            durability,
+            max_payload: usize_from_u64(self.max_payload),
+            max_result: usize_from_u64(self.max_result),
+            max_key: usize_from_u64(self.max_key),
+            max_headers: usize_from_u64(self.max_headers),
+            retain_done: Duration::from_millis(self.retain_done_ms),
+            max_batch: or_default(self.max_batch, d.max_batch),
+            cache_size: or_default(self.cache_size, d.cache_size),
+            ..d
+        })
+    }
+}
+
+/// Fills `opts` with the defaults. NULL is a no-op.
+///
+/// # Safety
+/// `opts` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ordq_options_init(opts: *mut ordq_options) {
+    boundary_value((), || {
+        // SAFETY: the caller passes NULL or writable storage.
+        if let Ok(out) = unsafe { Out::new(opts, "opts") } {
+            out.write(ordq_options::default());
+        }
+    })
+}
+
+/// What an `ordq_open` URI names.
+#[derive(Debug, PartialEq, Eq)]
+enum Target {
+    File(PathBuf),
+}
+
+fn parse_uri(uri: &str) -> FfiResult<Target> {
+    if uri.is_empty() {
+        return Err(Failure::invalid("uri must not be empty"));
+    }
+    if uri.contains('\0') {
+        return Err(Failure::invalid("uri must not contain NUL bytes"));
+    }
+    if let Some(path) = uri.strip_prefix("file://") {
+        if path.is_empty() {
+            return Err(Failure::invalid("uri \"file://\" names no file"));
+        }
+        return Ok(Target::File(PathBuf::from(path)));
+    }
+    if uri.starts_with("unix://") || uri.starts_with("tcp://") {
+        return Err(Failure::new(
+            ordq_status::ORDQ_UNAVAILABLE,
+            format!("remote mode not built yet: cannot open {uri:?}"),
+        ));
+    }
+    if let Some(i) = uri.find("://") {
+        let scheme = &uri[..i];
+        let looks_like_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        if looks_like_scheme {
+            return Err(Failure::invalid(format!(
+                "unsupported uri scheme {scheme:?}: use a file path, file://, unix:// or tcp://"
+            )));
+        }
+    }
+    Ok(Target::File(PathBuf::from(uri)))
+}
+
+/// Opens a database. `uri` (`uri_len` bytes of UTF-8, not NUL-terminated)
+/// is a file path or `file://PATH` (created crash-atomically if missing);
+/// `unix://` and `tcp://` (remote mode) give `ORDQ_UNAVAILABLE` in this
+/// build. `opts` may be NULL for defaults. On success `*db_out` receives a
+/// handle to free with `ordq_db_free`. A file held by another handle or
+/// process gives `ORDQ_ALREADY_OPEN`.
+///
+/// # Safety
+/// Pointer arguments follow the rules at the top of this header.
+#[no_mangle]
+pub unsafe extern "C" fn ordq_open(
+    uri: *const c_char,
+    uri_len: usize,
+    opts: *const ordq_options,
+    db_out: *mut *mut ordq_db,
+    err_out: *mut *mut ordq_error,
+) -> ordq_status {
+    boundary(err_out, || {
+        // SAFETY: caller contract for every pointer argument.
+        let (uri, opts, out) = unsafe {
+            (
+                str_in(uri, uri_len, "uri")?,
+                opt_obj(opts, "opts")?.copied().unwrap_or_default(),
+                Out::new(db_out, "db_out")?,
+            )
+        };
+        let opts = opts.to_core()?;
+        let backend = match parse_uri(uri)? {
+            Target::File(path) => Backend::Local(Db::open(path, opts)?),
+        };
+        out.write(Box::into_raw(Box::new(ordq_db { backend })));
+        Ok(())
+    })
+}
+
+/// Closes the handle: finishes queued work, makes it durable and releases
+/// the file. Idempotent; every later call on the handle (other than
+/// `ordq_db_close` and `ordq_db_free`) returns `ORDQ_CLOSED`. The handle
+/// must still be freed with `ordq_db_free`.
+///
+/// # Safety
+/// Pointer arguments follow the rules at the top of this header.
+#[no_mangle]
+pub unsafe extern "C" fn ordq_db_close(
+    db: *const ordq_db,
+    err_out: *mut *mut ordq_error,
+) -> ordq_status {
+    boundary(err_out, || {
+        // SAFETY: caller contract.
+        let db = unsafe { obj(db, "db") }?;
+        Ok(db.engine().close()?)
+    })
+}
+
+/// Closes (if still open) and frees a handle. NULL is a no-op. No other
+/// call may use the handle concurrently or afterwards.
+///
+/// # Safety
+/// `db` is NULL or a handle from `ordq_open` not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn ordq_db_free(db: *mut ordq_db) {
+    boundary_value((), || {
+        if db.is_null() {
+            return;
+        }
+        // SAFETY: `db` came from `Box::into_raw` in `ordq_open` and is freed
+        // once, with no concurrent users (caller contract).
+        let db = unsafe { Box::from_raw(db) };
+        let _ = db.engine().close();
+    })
+}
+
+/// Waits until everything sent before is committed, and runs due timers
+/// (lease expiry, retry readiness) and retention now.
+///
+/// # Safety
+/// Pointer arguments follow the rules at the top of this header.
+#[no_mangle]
+pub unsafe extern "C" fn ordq_db_sync(
+    db: *const ordq_db,
+    err_out: *mut *mut ordq_error,
+) -> ordq_status {
+    boundary(err_out, || {
+        // SAFETY: caller contract.
+        let db = unsafe { obj(db, "db") }?;
+        Ok(db.engine().sync()?)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_forms() {
+        assert_eq!(
+            parse_uri("jobs.ordq").unwrap(),
+            Target::File("jobs.ordq".into())
+        );
+        assert_eq!(
+            parse_uri("file:///tmp/j.ordq").unwrap(),
+            Target::File("/tmp/j.ordq".into())
+        );
+        assert_eq!(
+            parse_uri("unix:///run/ordq.sock").unwrap_err().code,
+            ordq_status::ORDQ_UNAVAILABLE
+        );
+        assert_eq!(
+            parse_uri("tcp://127.0.0.1:7000").unwrap_err().code,
+            ordq_status::ORDQ_UNAVAILABLE
+        );
+        assert_eq!(
+            parse_uri("http://x").unwrap_err().code,
+            ordq_status::ORDQ_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            parse_uri("").unwrap_err().code,
+            ordq_status::ORDQ_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            parse_uri("file://").unwrap_err().code,
+            ordq_status::ORDQ_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            parse_uri("dir/a://b").unwrap(),
+            Target::File("dir/a://b".into())
+        );
+    }
+
+    #[test]
+    fn options_defaults_match_core_and_enums_are_checked() {
+        let o = ordq_options::default();
+        let c = o.to_core().unwrap();
+        let d = Options::default();
+        assert_eq!(c.max_payload, d.max_payload);
+        assert_eq!(c.retain_done, d.retain_done);
+        assert_eq!(c.durability, d.durability);
+        let zero = ordq_options {
+            max_batch: 0,
+            cache_size: 0,
+            ..o
+        };
+        let z = zero.to_core().unwrap();
+        assert_eq!((z.max_batch, z.cache_size), (d.max_batch, d.cache_size));
+        let bad = ordq_options { durability: 7, ..o };
+        assert_eq!(
+            bad.to_core().unwrap_err().code,
+            ordq_status::ORDQ_INVALID_ARGUMENT
+        );
+    }
+}
