@@ -534,17 +534,12 @@ impl QueueSched {
         self.append_event(
             tx,
             &Event {
-                v: 1,
-                kind: EventKind::Done,
-                offset: t.offset,
-                lane: lane_id,
                 fence: t.fence,
                 attempt: slot.st.attempt,
                 worker: slot.st.worker.clone(),
-                at: now,
                 result_len: Some(result.len() as u64),
                 result_digest: Some(hex(&digest(result))),
-                new_offset: None,
+                ..Event::new(EventKind::Done, t.offset, lane_id, now)
             },
             result,
         )?;
@@ -575,17 +570,10 @@ impl QueueSched {
         self.append_event(
             tx,
             &Event {
-                v: 1,
-                kind: EventKind::Dead,
-                offset: slot.offset,
-                lane: lane_id,
                 fence: slot.st.fence,
                 attempt: slot.st.attempt,
                 worker: slot.st.worker.clone(),
-                at: now,
-                result_len: None,
-                result_digest: None,
-                new_offset: None,
+                ..Event::new(EventKind::Dead, slot.offset, lane_id, now)
             },
             &[],
         )?;
@@ -810,19 +798,7 @@ impl QueueSched {
                 self.write_state(tx, &slot)?;
                 self.append_event(
                     tx,
-                    &Event {
-                        v: 1,
-                        kind: EventKind::RedriveHead,
-                        offset,
-                        lane: lane_id,
-                        fence: 0,
-                        attempt: 0,
-                        worker: String::new(),
-                        at: now,
-                        result_len: None,
-                        result_digest: None,
-                        new_offset: None,
-                    },
+                    &Event::new(EventKind::RedriveHead, offset, lane_id, now),
                     &[],
                 )?;
                 self.pending.insert(offset, slot.st.enqueued_at);
@@ -864,17 +840,8 @@ impl QueueSched {
                 self.append_event(
                     tx,
                     &Event {
-                        v: 1,
-                        kind: EventKind::RedriveNew,
-                        offset,
-                        lane: lane_id,
-                        fence: 0,
-                        attempt: 0,
-                        worker: String::new(),
-                        at: now,
-                        result_len: None,
-                        result_digest: None,
                         new_offset: Some(new_offset),
+                        ..Event::new(EventKind::RedriveNew, offset, lane_id, now)
                     },
                     &[],
                 )?;
@@ -915,17 +882,8 @@ impl QueueSched {
             self.append_event(
                 tx,
                 &Event {
-                    v: 1,
-                    kind: EventKind::Purge,
-                    offset: o,
-                    lane: st.lane,
-                    fence: 0,
                     attempt: st.attempt,
-                    worker: String::new(),
-                    at: now,
-                    result_len: None,
-                    result_digest: None,
-                    new_offset: None,
+                    ..Event::new(EventKind::Purge, o, st.lane, now)
                 },
                 &[],
             )?;

@@ -329,6 +329,24 @@ pub struct Event {
 }
 
 impl Event {
+    /// An event of `kind` about task `offset` in `lane` at time `at`, with
+    /// every optional field empty.
+    pub fn new(kind: EventKind, offset: u64, lane: u64, at: u64) -> Event {
+        Event {
+            v: 1,
+            kind,
+            offset,
+            lane,
+            fence: 0,
+            attempt: 0,
+            worker: String::new(),
+            at,
+            result_len: None,
+            result_digest: None,
+            new_offset: None,
+        }
+    }
+
     /// Decodes a stored event value into its hash and event.
     pub fn decode(v: &[u8]) -> Result<(Digest, Event)> {
         let c = Chained::split(v)?;
