@@ -1,7 +1,7 @@
 # ordq — build, test, demo, bench. Every target does its own set-up.
 CARGO ?= cargo
 
-.PHONY: all build test test-rust test-c lint fmt demo bench clean header header-check cbindgen
+.PHONY: all build test test-rust test-c test-go lint fmt demo bench clean header header-check cbindgen
 
 all: build
 
@@ -9,7 +9,7 @@ build:
 	$(CARGO) build --release --workspace
 
 ## test: every suite of the repo, plus format and lint checks.
-test: lint header-check test-rust test-c
+test: lint header-check test-rust test-c test-go
 
 test-rust:
 	$(CARGO) test --workspace
@@ -82,6 +82,24 @@ test-c:
 	else echo "valgrind not installed: skipping the valgrind pass (ASan pass ran)"; fi
 	@echo "== cycle (static libordq.a)"
 	@./$(C_TEST_DIR)/cycle-static
+
+## test-go: the Go package (bindings/go) and its examples: gofmt, go vet,
+## the tests under the race detector, with cgocheck2, with -tags debug
+## (runtime.GC() before every handle access), and linked dynamically.
+GO ?= go
+GO_DIRS := bindings/go examples/go bench/go
+test-go:
+	$(CARGO) build --release -p ordq-ffi
+	@out=$$(gofmt -l $(GO_DIRS)); if [ -n "$$out" ]; then echo "gofmt needed: $$out" >&2; exit 1; fi
+	cd bindings/go && $(GO) vet ./... && $(GO) vet -tags ordq_dynamic ./...
+	cd bindings/go && $(GO) test -race -count=1 ./...
+	cd bindings/go && GODEBUG=cgocheck=1 GOEXPERIMENT=cgocheck2 $(GO) test -count=1 ./...
+	cd bindings/go && $(GO) test -tags debug -count=1 ./...
+	cd bindings/go && $(GO) test -tags ordq_dynamic -count=1 ./...
+	cd examples/go && $(GO) vet ./... && $(GO) build -o /dev/null ./...
+	@d=$$(mktemp -d) && cd examples/go && $(GO) run ./producer -db $$d/ex.ordq -n 300 \
+	  && $(GO) run ./worker -db $$d/ex.ordq -exit-when-empty; rc=$$?; rm -rf $$d; exit $$rc
+	cd bench/go && $(GO) vet ./... && $(GO) run . -jobs 2000 -per-call-jobs 300 -only enqueue-batch,e2e-batched,e2e-per-call,e2e-worker
 
 ## demo: the main job — keyed tasks, worker threads, injected failures.
 demo:

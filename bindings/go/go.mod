@@ -1,0 +1,3 @@
+module github.com/ordq/ordq/bindings/go
+
+go 1.24

@@ -1,0 +1,361 @@
+package ordq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func runWorker(t *testing.T, w *Worker) (stop func(context.Context) error, runErr <-chan error) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() { errc <- w.Run(context.Background()) }()
+	return w.Stop, errc
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestWorkerCompletesFailsAndDeadLetters(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t, WithDurability(DurabilityNone))
+	q := mustQueue(t, db, "q", QueueConfig{Ordering: OrderingNone, MaxAttempts: 3, BackoffInitial: time.Millisecond, BackoffMax: time.Millisecond, NoJitter: true})
+	for i := range 30 {
+		if _, err := q.Enqueue(ctx, fmt.Sprint(i), []byte(fmt.Sprint(i)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var flaky atomic.Int32
+	var running, maxRunning atomic.Int32
+	w := NewWorker(q, func(ctx context.Context, l *Lease) error {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for {
+			m := maxRunning.Load()
+			if n <= m || maxRunning.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+		switch string(l.Payload) {
+		case "0":
+			return NonRetryable(errors.New("permanent"))
+		case "1":
+			if flaky.Add(1) == 1 {
+				return errors.New("transient")
+			}
+		}
+		l.SetResult([]byte("r" + string(l.Payload)))
+		return nil
+	}, WorkerOptions{Concurrency: 4, Prefetch: 2, WorkerID: "gw", PollWait: 50 * time.Millisecond})
+	if w.ID() != "gw" {
+		t.Fatal(w.ID())
+	}
+	stop, errc := runWorker(t, w)
+	waitFor(t, "all tasks finished", func() bool {
+		st, err := q.Stats(ctx)
+		return err == nil && st.Done == 29 && st.Dead == 1
+	})
+	if err := stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if m := maxRunning.Load(); m > 4 || m < 2 {
+		t.Fatalf("max concurrent handlers %d, want 2..4", m)
+	}
+	d, err := q.DeadLetter(ctx, 0)
+	if err != nil || len(d.Faults) != 1 || d.Faults[0].Error != "permanent" || d.Faults[0].Retryable || d.Faults[0].Worker != "gw" {
+		t.Fatalf("dead letter: %+v %v", d, err)
+	}
+	task, _ := q.Task(ctx, 1)
+	if task.Attempt != 2 || string(task.Result) != "r1" {
+		t.Fatalf("flaky task: %+v", task)
+	}
+	faults, _ := q.Faults(ctx, 1)
+	if len(faults) != 1 || faults[0].Error != "transient" || !faults[0].Retryable {
+		t.Fatalf("flaky faults: %+v", faults)
+	}
+	if err := w.Run(ctx); err == nil {
+		t.Fatal("second Run should fail")
+	}
+}
+
+func TestWorkerPanicRecorded(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t, WithDurability(DurabilityNone))
+	q := mustQueue(t, db, "q", QueueConfig{MaxAttempts: 1})
+	if _, err := q.Enqueue(ctx, "k", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	w := NewWorker(q, func(ctx context.Context, l *Lease) error {
+		panic("boom")
+	}, WorkerOptions{PollWait: 20 * time.Millisecond})
+	stop, errc := runWorker(t, w)
+	waitFor(t, "dead letter", func() bool {
+		st, _ := q.Stats(ctx)
+		return st != nil && st.Dead == 1
+	})
+	_ = stop(ctx)
+	<-errc
+	f, err := q.Faults(ctx, 0)
+	if err != nil || len(f) != 1 {
+		t.Fatalf("faults: %+v %v", f, err)
+	}
+	if !strings.HasPrefix(f[0].Error, "panic: boom") || !strings.Contains(f[0].Error, "worker_test.go") || !f[0].Retryable {
+		t.Fatalf("panic not recorded with its stack: %q", f[0].Error)
+	}
+}
+
+func TestWorkerLeaseLossCancelsHandler(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t, WithDurability(DurabilityNone))
+	q := mustQueue(t, db, "q", QueueConfig{})
+	if _, err := q.Enqueue(ctx, "k", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	var lostErr atomic.Value
+	cause := make(chan error, 1)
+	w := NewWorker(q, func(hctx context.Context, l *Lease) error {
+		// Steal the lease: after a release the worker's token is stale,
+		// so its next heartbeat gets LEASE_LOST.
+		if err := l.Release(ctx); err != nil {
+			return err
+		}
+		select {
+		case <-hctx.Done():
+			cause <- context.Cause(hctx)
+		case <-time.After(5 * time.Second):
+			cause <- errors.New("handler context not cancelled")
+		}
+		return hctx.Err()
+	}, WorkerOptions{Lease: 150 * time.Millisecond, PollWait: 20 * time.Millisecond, Concurrency: 1,
+		OnError: func(l *Lease, err error) { lostErr.Store(err) }})
+	stop, errc := runWorker(t, w)
+	got := <-cause
+	if !errors.Is(got, ErrLeaseLost) {
+		t.Fatalf("cause: %v", got)
+	}
+	// Stop quickly: the released task would otherwise be claimed again.
+	if err := stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-errc
+	if e, _ := lostErr.Load().(error); !errors.Is(e, ErrLeaseLost) {
+		t.Fatalf("OnError got %v", e)
+	}
+	st, _ := q.Stats(ctx)
+	if st.Totals.Failed != 0 || st.Totals.Completed != 0 {
+		t.Fatalf("a lost lease must not record an outcome: %+v", st.Totals)
+	}
+}
+
+func TestWorkerHeartbeatsKeepLease(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t, WithDurability(DurabilityNone))
+	q := mustQueue(t, db, "q", QueueConfig{})
+	if _, err := q.Enqueue(ctx, "k", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	var done atomic.Bool
+	w := NewWorker(q, func(hctx context.Context, l *Lease) error {
+		// Run for 4 lease lengths; Sync processes expiry timers.
+		for range 8 {
+			time.Sleep(50 * time.Millisecond)
+			if err := db.Sync(ctx); err != nil {
+				return err
+			}
+		}
+		if hctx.Err() != nil {
+			return hctx.Err()
+		}
+		done.Store(true)
+		return nil
+	}, WorkerOptions{Lease: 100 * time.Millisecond, PollWait: 20 * time.Millisecond})
+	stop, errc := runWorker(t, w)
+	waitFor(t, "completion", func() bool {
+		st, _ := q.Stats(ctx)
+		return st != nil && st.Done == 1
+	})
+	_ = stop(ctx)
+	<-errc
+	st, _ := q.Stats(ctx)
+	if !done.Load() || st.Totals.LeaseExpired != 0 {
+		t.Fatalf("lease expired despite heartbeats: %+v", st.Totals)
+	}
+}
+
+func TestWorkerGracefulStopFinishesInFlight(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t, WithDurability(DurabilityNone))
+	q := mustQueue(t, db, "q", QueueConfig{Ordering: OrderingNone})
+	for i := range 3 {
+		_, _ = q.Enqueue(ctx, fmt.Sprint(i), nil, nil)
+	}
+	started := make(chan struct{}, 3)
+	var finished atomic.Int32
+	w := NewWorker(q, func(hctx context.Context, l *Lease) error {
+		started <- struct{}{}
+		time.Sleep(200 * time.Millisecond)
+		if hctx.Err() != nil {
+			return hctx.Err()
+		}
+		finished.Add(1)
+		return nil
+	}, WorkerOptions{Concurrency: 3, PollWait: 20 * time.Millisecond})
+	_, errc := runWorker(t, w)
+	for range 3 {
+		<-started
+	}
+	if err := w.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	st, _ := q.Stats(ctx)
+	if finished.Load() != 3 || st.Done != 3 {
+		t.Fatalf("in-flight work not finished: %d, %+v", finished.Load(), st)
+	}
+}
+
+func TestWorkerStopTimeoutReleases(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t, WithDurability(DurabilityNone))
+	q := mustQueue(t, db, "q", QueueConfig{})
+	_, _ = q.Enqueue(ctx, "k", nil, nil)
+	started := make(chan struct{})
+	var cause atomic.Value
+	w := NewWorker(q, func(hctx context.Context, l *Lease) error {
+		close(started)
+		<-hctx.Done()
+		cause.Store(context.Cause(hctx))
+		return hctx.Err()
+	}, WorkerOptions{PollWait: 20 * time.Millisecond})
+	_, errc := runWorker(t, w)
+	<-started
+	sctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := w.Stop(sctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("stop: %v", err)
+	}
+	<-errc
+	if c, _ := cause.Load().(error); !errors.Is(c, ErrWorkerStopped) {
+		t.Fatalf("cause: %v", c)
+	}
+	st, _ := q.Stats(ctx)
+	if st.Ready != 1 || st.Totals.Released != 1 || st.Totals.Failed != 0 {
+		t.Fatalf("task not released: %+v", st)
+	}
+}
+
+func TestWorkerRunContextCancel(t *testing.T) {
+	db := openTemp(t, WithDurability(DurabilityNone))
+	q := mustQueue(t, db, "q", QueueConfig{})
+	w := NewWorker(q, func(context.Context, *Lease) error { return nil }, WorkerOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := w.Run(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("run: %v", err)
+	}
+	if time.Since(start) > 2*time.Second {
+		t.Fatal("Run did not honour cancellation promptly")
+	}
+	// Closing the DB ends Run with ErrClosed.
+	w2 := NewWorker(q, func(context.Context, *Lease) error { return nil }, WorkerOptions{PollWait: 20 * time.Millisecond})
+	go func() { time.Sleep(50 * time.Millisecond); _ = db.Close() }()
+	wantCode(t, w2.Run(context.Background()), ErrClosed)
+}
+
+func TestSubscribe(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t, WithDurability(DurabilityNone))
+	q := mustQueue(t, db, "q", QueueConfig{Ordering: OrderingNone})
+	for i := range 5 {
+		_, _ = q.Enqueue(ctx, fmt.Sprint(i), []byte{byte(i)}, nil)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	ch := q.Subscribe(sctx, ClaimOpts{Worker: "sub", Max: 3, Wait: 20 * time.Millisecond})
+	var got []uint64
+	for l := range ch {
+		got = append(got, l.Offset)
+		if _, err := l.Complete(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 4 {
+			cancel()
+			break
+		}
+	}
+	for range ch { // drain until closed
+	}
+	cancel()
+	// The undelivered lease was released.
+	waitFor(t, "release", func() bool {
+		st, _ := q.Stats(ctx)
+		return st != nil && st.Done == 4 && st.Leased == 0
+	})
+	if len(got) != 4 {
+		t.Fatalf("got %v", got)
+	}
+}
+
+func TestWorkerConcurrentWorkersShareDB(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t, WithDurability(DurabilityNone))
+	q := mustQueue(t, db, "q", QueueConfig{})
+	var mu sync.Mutex
+	perKey := map[string][]int{}
+	var ws []*Worker
+	var errcs []<-chan error
+	for i := range 3 {
+		w := NewWorker(q, func(ctx context.Context, l *Lease) error {
+			mu.Lock()
+			perKey[l.Key] = append(perKey[l.Key], int(l.Payload[0]))
+			mu.Unlock()
+			return nil
+		}, WorkerOptions{Concurrency: 4, WorkerID: fmt.Sprint("w", i), PollWait: 20 * time.Millisecond})
+		_, errc := runWorker(t, w)
+		ws = append(ws, w)
+		errcs = append(errcs, errc)
+	}
+	for i := range 100 {
+		if _, err := q.Enqueue(ctx, fmt.Sprint("key", i%5), []byte{byte(i / 5)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "all done", func() bool {
+		st, _ := q.Stats(ctx)
+		return st != nil && st.Done == 100
+	})
+	for i, w := range ws {
+		if err := w.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errcs[i]; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, seq := range perKey {
+		for i, v := range seq {
+			if v != i {
+				t.Fatalf("key %s ran out of order: %v", k, seq)
+			}
+		}
+	}
+}
