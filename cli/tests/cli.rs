@@ -1,0 +1,509 @@
+//! End-to-end tests of the `ordq` binary against a database in a temp dir.
+//! Between CLI invocations the test may open the file with `ordq_core`
+//! directly (to claim and fail tasks), closing it before the next call.
+
+use ordq_core::{ClaimOptions, Db, FailOutcome, Options, TaskState};
+use serde_json::Value;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static N: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh temp dir holding `db.ordq`; removed on drop.
+struct Env {
+    dir: PathBuf,
+    db: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!(
+            "ordq-cli-test-{}-{}-{nanos}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("db.ordq");
+        Env { dir, db }
+    }
+
+    /// Runs `ordq --db <file> args…` with `stdin` piped in.
+    fn run_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ordq"))
+            .arg("--db")
+            .arg(&self.db)
+            .args(args)
+            .env_remove("ORDQ_DB")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_stdin(args, b"")
+    }
+
+    /// Runs and asserts success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs with `--json`, asserts success and parses stdout.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let s = self.ok(&a);
+        serde_json::from_str(&s).unwrap_or_else(|e| panic!("{args:?}: {e}: {s}"))
+    }
+
+    fn open(&self) -> Db {
+        Db::open(&self.db, Options::default()).unwrap()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited normally")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts the exit code and the one-line error format.
+fn assert_err(out: &Output, exit: i32, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(code(out), exit, "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    assert!(err.starts_with("ordq: error: "), "{err}");
+    assert!(err.contains(needle), "{needle:?} not in {err}");
+}
+
+#[test]
+fn init_and_queue_lifecycle() {
+    let e = Env::new();
+    // Nothing exists yet: commands other than init refuse to create a file.
+    assert_err(&e.run(&["queue", "list"]), 12, "does not exist");
+    assert!(!e.db.exists());
+    e.ok(&["init"]);
+    assert!(e.db.exists());
+    e.ok(&["init"]); // idempotent on an existing database
+
+    e.ok(&[
+        "queue",
+        "create",
+        "jobs",
+        "--shards",
+        "4",
+        "--ordering",
+        "global",
+        "--max-attempts",
+        "3",
+        "--lease",
+        "1500ms",
+        "--dlq-policy",
+        "block",
+        "--backoff-initial",
+        "2s",
+        "--backoff-max",
+        "5m",
+        "--backoff-multiplier",
+        "3",
+        "--backoff-jitter",
+        "0.5",
+    ]);
+    e.ok(&["queue", "create", "other"]);
+    assert_err(&e.run(&["queue", "create", "jobs"]), 13, "ALREADY_EXISTS");
+
+    let list = e.json(&["queue", "list"]);
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["jobs", "other"]);
+    let text = e.ok(&["queue", "list"]);
+    assert!(text.contains("jobs") && text.contains("global"), "{text}");
+
+    let q = e.json(&["queue", "show", "jobs"]);
+    assert_eq!(q["config"]["shards"], 4);
+    assert_eq!(q["config"]["ordering"], "global");
+    assert_eq!(q["config"]["max_attempts"], 3);
+    assert_eq!(q["config"]["lease_ms"], 1500);
+    assert_eq!(q["config"]["dlq_policy"], "block");
+    assert_eq!(q["config"]["backoff"]["initial_ms"], 2000);
+    assert_eq!(q["config"]["backoff"]["max_ms"], 300_000);
+    assert_eq!(q["config"]["backoff"]["multiplier"], 3.0);
+    assert_eq!(q["config"]["backoff"]["jitter"], 0.5);
+    let text = e.ok(&["queue", "show", "jobs"]);
+    assert!(text.contains("1500ms") && text.contains("5m"), "{text}");
+
+    // Delete needs --yes when stdin is not a terminal.
+    assert_err(&e.run(&["queue", "delete", "jobs"]), 11, "--yes");
+    e.ok(&["queue", "delete", "jobs", "--yes"]);
+    assert_err(&e.run(&["queue", "show", "jobs"]), 12, "NOT_FOUND");
+    assert_err(
+        &e.run(&["queue", "delete", "jobs", "--yes"]),
+        12,
+        "NOT_FOUND",
+    );
+    let list = e.json(&["queue", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+
+    // Engine validation surfaces as InvalidArgument.
+    assert_err(&e.run(&["queue", "create", "q", "--shards", "0"]), 11, "");
+    // A malformed duration is a usage error (clap, exit 2).
+    let out = e.run(&["queue", "create", "q", "--lease", "30"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("missing unit"), "{}", stderr(&out));
+}
+
+#[test]
+fn enqueue_peek_task_show_and_stats() {
+    let e = Env::new();
+    e.ok(&["init"]);
+    e.ok(&["queue", "create", "q", "--shards", "2"]);
+
+    let r0 = e.json(&[
+        "enqueue",
+        "q",
+        "user-1",
+        "hello",
+        "--header",
+        "trace=abc",
+        "--header",
+        "kind=mail",
+        "--idempotency-key",
+        "idem-1",
+        "--priority",
+        "-3",
+    ]);
+    assert_eq!(r0["offset"], 0);
+    assert_eq!(r0["duplicate"], false);
+    let dup = e.json(&[
+        "enqueue",
+        "q",
+        "user-1",
+        "other",
+        "--idempotency-key",
+        "idem-1",
+    ]);
+    assert_eq!(dup["offset"], 0);
+    assert_eq!(dup["duplicate"], true);
+    assert_eq!(dup["id"], r0["id"]);
+
+    // Payload from stdin, binary (not UTF-8).
+    let out = e.run_stdin(&["enqueue", "q", "user-2", "-"], &[0xff, 0x00, 0x41]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("offset=1 "), "{text}");
+
+    // Payload from a file, delayed.
+    let f = e.dir.join("p.txt");
+    std::fs::write(&f, "from file").unwrap();
+    let r2 = e.json(&[
+        "enqueue",
+        "q",
+        "user-3",
+        "--file",
+        f.to_str().unwrap(),
+        "--delay",
+        "1h",
+        "--max-attempts",
+        "7",
+    ]);
+    assert_eq!(r2["offset"], 2);
+    // Payload argument and --file conflict: usage error.
+    assert_eq!(code(&e.run(&["enqueue", "q", "k", "x", "--file", "y"])), 2);
+    // Malformed header: usage error.
+    assert_eq!(
+        code(&e.run(&["enqueue", "q", "k", "--header", "novalue"])),
+        2
+    );
+
+    let t0 = e.json(&["task", "show", "q", "0"]);
+    assert_eq!(t0["key"], "user-1");
+    assert_eq!(t0["state"], "ready");
+    assert_eq!(t0["priority"], -3);
+    assert_eq!(t0["idempotency_key"], "idem-1");
+    assert_eq!(t0["headers"]["trace"], "abc");
+    assert_eq!(t0["headers"]["kind"], "mail");
+    assert_eq!(t0["payload"]["encoding"], "utf8");
+    assert_eq!(t0["payload"]["data"], "hello");
+    assert_eq!(t0["faults"], Value::Array(vec![]));
+    let t1 = e.json(&["task", "show", "q", "1"]);
+    assert_eq!(t1["payload"]["encoding"], "base64");
+    assert_eq!(t1["payload"]["data"], "/wBB");
+    let t2 = e.json(&["task", "show", "q", "2"]);
+    assert_eq!(t2["payload"]["data"], "from file");
+    assert_eq!(t2["max_attempts"], 7);
+    let delay = t2["not_before"].as_u64().unwrap() - t2["enqueued_at"].as_u64().unwrap();
+    assert_eq!(delay, 3_600_000);
+
+    let text = e.ok(&["task", "show", "q", "0"]);
+    assert!(
+        text.contains("\"hello\"") && text.contains("trace=abc"),
+        "{text}"
+    );
+    assert_err(&e.run(&["task", "show", "q", "99"]), 12, "NOT_FOUND");
+
+    // Peek reads without leasing: the state stays ready afterwards.
+    let peek = e.json(&["peek", "q", "--limit", "2"]);
+    let offs: Vec<u64> = peek
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["offset"].as_u64().unwrap())
+        .collect();
+    assert_eq!(offs, [0, 1]);
+    let peek = e.json(&["peek", "q", "--from", "1"]);
+    assert_eq!(peek.as_array().unwrap().len(), 2);
+    let text = e.ok(&["peek", "q"]);
+    assert!(text.contains("user-3"), "{text}");
+    assert_eq!(e.json(&["task", "show", "q", "0"])["state"], "ready");
+
+    let s = e.json(&["stats", "q"]);
+    assert_eq!(s["ready"], 3);
+    assert_eq!(s["leased"], 0);
+    assert_eq!(s["next_offset"], 3);
+    assert_eq!(s["totals"]["enqueued"], 3);
+    let shards = s["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 2);
+    let pending: u64 = shards.iter().map(|x| x["pending"].as_u64().unwrap()).sum();
+    assert_eq!(pending, 3);
+    let text = e.ok(&["stats", "q"]);
+    assert!(text.contains("next_offset         3"), "{text}");
+    assert!(
+        text.contains("SHARD") && text.lines().count() >= 12,
+        "{text}"
+    );
+
+    assert_err(&e.run(&["stats", "nope"]), 12, "NOT_FOUND");
+    assert_err(&e.run(&["enqueue", "nope", "k", "x"]), 12, "NOT_FOUND");
+    assert_err(
+        &e.run(&["enqueue", "bad name", "k", "x"]),
+        11,
+        "INVALID_ARGUMENT",
+    );
+}
+
+/// Claims and fails (non-retryably) the next task of `queue` directly.
+fn kill_next(e: &Env, queue: &str) -> u64 {
+    let db = e.open();
+    let leases = db
+        .claim(queue, "test-worker", ClaimOptions::default())
+        .unwrap();
+    assert_eq!(leases.len(), 1);
+    let off = leases[0].offset;
+    let out = db.fail(leases[0].token, "boom\nsecond line", true).unwrap();
+    assert!(matches!(out, FailOutcome::Dead { attempt: 1 }), "{out:?}");
+    db.close();
+    off
+}
+
+#[test]
+fn dlq_flow() {
+    let e = Env::new();
+    e.ok(&["init"]);
+    e.ok(&["queue", "create", "q", "--max-attempts", "1"]);
+    for i in 0..3 {
+        e.ok(&["enqueue", "q", &format!("k{i}"), &format!("p{i}")]);
+    }
+    let mut dead = vec![kill_next(&e, "q"), kill_next(&e, "q"), kill_next(&e, "q")];
+    dead.sort();
+    assert_eq!(dead, [0, 1, 2]);
+
+    let list = e.json(&["dlq", "list", "q"]);
+    let offs: Vec<u64> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["offset"].as_u64().unwrap())
+        .collect();
+    assert_eq!(offs, [0, 1, 2]);
+    let page = e.json(&["dlq", "list", "q", "--after", "0", "--limit", "1"]);
+    assert_eq!(page.as_array().unwrap().len(), 1);
+    assert_eq!(page[0]["offset"], 1);
+    assert!(e.ok(&["dlq", "list", "q"]).contains("\"p2\""));
+
+    let d = e.json(&["dlq", "show", "q", "1"]);
+    assert_eq!(d["state"], "dead");
+    assert_eq!(d["payload"]["data"], "p1");
+    let faults = d["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 1);
+    assert_eq!(faults[0]["worker"], "test-worker");
+    assert_eq!(faults[0]["error"], "boom\nsecond line");
+    assert_eq!(faults[0]["kind"], "failed");
+    let text = e.ok(&["dlq", "show", "q", "1"]);
+    assert!(
+        text.contains("attempt 1 failed") && text.contains("boom second line"),
+        "{text}"
+    );
+
+    // Redrive head: back at its original offset, attempts reset.
+    let r = e.json(&["dlq", "redrive", "q", "0"]);
+    assert_eq!(r["offset"], 0);
+    assert_eq!(e.json(&["task", "show", "q", "0"])["state"], "ready");
+    // Redrive new-offset: a new task at the tail pointing back.
+    let r = e.json(&["dlq", "redrive", "q", "1", "--mode", "new-offset"]);
+    assert_eq!(r["offset"], 3);
+    let t3 = e.json(&["task", "show", "q", "3"]);
+    assert_eq!(t3["redriven_from"], 1);
+    assert_eq!(t3["payload"]["data"], "p1");
+    assert_eq!(e.json(&["task", "show", "q", "1"])["redriven_to"], 3);
+    // Redrive of a task that is not dead: InvalidState.
+    assert_err(&e.run(&["dlq", "redrive", "q", "3"]), 17, "INVALID_STATE");
+    assert_err(&e.run(&["dlq", "show", "q", "3"]), 12, "NOT_FOUND");
+
+    // Purge: offset or --all (exactly one), --yes required off a terminal.
+    assert_eq!(code(&e.run(&["dlq", "purge", "q", "--yes"])), 2);
+    assert_eq!(
+        code(&e.run(&["dlq", "purge", "q", "2", "--all", "--yes"])),
+        2
+    );
+    assert_err(&e.run(&["dlq", "purge", "q", "2"]), 11, "--yes");
+    assert_eq!(e.json(&["dlq", "purge", "q", "2", "--yes"])["purged"], 1);
+    assert_eq!(e.json(&["dlq", "list", "q"]), Value::Array(vec![]));
+    assert_eq!(
+        e.json(&["dlq", "purge", "q", "--all", "--yes"])["purged"],
+        0
+    );
+    let s = e.json(&["stats", "q"]);
+    assert_eq!(s["dead"], 0);
+    assert_eq!(s["totals"]["redriven"], 2);
+    assert_eq!(s["totals"]["purged"], 1);
+
+    // Fail the redriven ones again and purge them all at once.
+    kill_next(&e, "q");
+    kill_next(&e, "q");
+    assert_eq!(
+        e.json(&["dlq", "purge", "q", "--all", "--yes"])["purged"],
+        2
+    );
+    let db = e.open();
+    assert_eq!(db.get_task("q", 0).unwrap().state, TaskState::Dead);
+    assert_eq!(db.dlq_list("q", None, 10).unwrap().len(), 0);
+    db.close();
+}
+
+#[test]
+fn error_exit_codes() {
+    let e = Env::new();
+    e.ok(&["init"]);
+    e.ok(&["queue", "create", "q"]);
+
+    // File held by another handle -> AlreadyOpen (4) -> 14.
+    let db = e.open();
+    assert_err(&e.run(&["queue", "list"]), 14, "already open");
+    db.close();
+    e.ok(&["queue", "list"]);
+
+    // Remote addresses are reserved for the broker -> Unavailable (12) -> 22.
+    for addr in ["unix:///tmp/ordq.sock", "tcp://127.0.0.1:7420"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ordq"))
+            .args(["--db", addr, "stats", "q"])
+            .output()
+            .unwrap();
+        assert_err(&out, 22, "remote mode");
+    }
+    // ORDQ_DB works like --db.
+    let out = Command::new(env!("CARGO_BIN_EXE_ordq"))
+        .args(["queue", "list"])
+        .env("ORDQ_DB", "tcp://h:1")
+        .output()
+        .unwrap();
+    assert_err(&out, 22, "remote mode");
+    let out = Command::new(env!("CARGO_BIN_EXE_ordq"))
+        .args(["--json", "queue", "list"])
+        .env("ORDQ_DB", &e.db)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = Command::new(env!("CARGO_BIN_EXE_ordq"))
+        .args(["queue", "list"])
+        .env_remove("ORDQ_DB")
+        .output()
+        .unwrap();
+    assert_err(&out, 11, "--db");
+    assert_err(&e.run(&["serve"]), 22, "not built yet");
+
+    assert_err(&e.run(&["queue", "show", "missing"]), 12, "NOT_FOUND");
+    assert_eq!(code(&e.run(&["queue", "create", "-bad"])), 2);
+    assert_err(
+        &e.run(&["queue", "create", "bad/name"]),
+        11,
+        "INVALID_ARGUMENT",
+    );
+    // Unknown subcommand: clap usage error.
+    assert_eq!(code(&e.run(&["frobnicate"])), 2);
+
+    // Not an ordq database -> Corrupt or Io, never success.
+    let junk = e.dir.join("junk");
+    std::fs::write(&junk, b"not a database at all, just some bytes").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ordq"))
+        .arg("--db")
+        .arg(&junk)
+        .args(["queue", "list"])
+        .output()
+        .unwrap();
+    let c = code(&out);
+    assert!(c == 19 || c == 20, "exit {c}: {}", stderr(&out));
+}
+
+#[test]
+fn help_for_every_subcommand() {
+    let cmds: &[&[&str]] = &[
+        &[],
+        &["init"],
+        &["queue"],
+        &["queue", "create"],
+        &["queue", "list"],
+        &["queue", "show"],
+        &["queue", "delete"],
+        &["enqueue"],
+        &["peek"],
+        &["task"],
+        &["task", "show"],
+        &["stats"],
+        &["dlq"],
+        &["dlq", "list"],
+        &["dlq", "show"],
+        &["dlq", "redrive"],
+        &["dlq", "purge"],
+        &["serve"],
+    ];
+    for c in cmds {
+        let out = Command::new(env!("CARGO_BIN_EXE_ordq"))
+            .args(*c)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 0, "{c:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("Usage: ordq"), "{c:?}: {text}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_ordq"))
+        .arg("serve")
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8(out.stdout).unwrap().contains("--listen"));
+}
