@@ -1,7 +1,7 @@
 # ordq — build, test, demo, bench. Every target does its own set-up.
 CARGO ?= cargo
 
-.PHONY: all build test test-rust test-c test-go lint fmt demo bench clean header header-check cbindgen
+.PHONY: all build test test-rust test-c test-go test-python lint fmt demo bench clean header header-check cbindgen
 
 all: build
 
@@ -9,7 +9,7 @@ build:
 	$(CARGO) build --release --workspace
 
 ## test: every suite of the repo, plus format and lint checks.
-test: lint header-check test-rust test-c test-go
+test: lint header-check test-rust test-c test-go test-python
 
 test-rust:
 	$(CARGO) test --workspace
@@ -100,6 +100,19 @@ test-go:
 	@d=$$(mktemp -d) && cd examples/go && $(GO) run ./producer -db $$d/ex.ordq -n 300 \
 	  && $(GO) run ./worker -db $$d/ex.ordq -exit-when-empty; rc=$$?; rm -rf $$d; exit $$rc
 	cd bench/go && $(GO) vet ./... && $(GO) run . -jobs 2000 -per-call-jobs 300 -only enqueue-batch,e2e-batched,e2e-per-call,e2e-worker
+
+## test-python: the Python package (bindings/python) against the release
+## libordq.so, named explicitly: pytest (the ctypes declarations checked
+## against include/ordq.h, the API, errors, Worker, subscribe, threads, the
+## loader and the example in examples/python); then a quick run of the
+## Python bench (bench/python) so it keeps working.
+PYTHON ?= python3
+test-python:
+	$(CARGO) build --release -p ordq-ffi
+	cd bindings/python && ORDQ_LIBRARY=$(CURDIR)/target/release/libordq.so \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider
+	ORDQ_LIBRARY=$(CURDIR)/target/release/libordq.so $(PYTHON) bench/python/bench.py \
+	  --skip-core --jobs 2000 --per-call-jobs 300
 
 ## demo: the main job — keyed tasks, worker threads, injected failures.
 demo:

@@ -1,0 +1,280 @@
+"""A worker loop: claim -> handler -> complete/fail, with automatic
+heartbeats and graceful shutdown."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Union
+
+from ._core import Duration, Lease, Queue
+from .errors import Closed, Error, LeaseLost
+
+__all__ = ["Worker"]
+
+log = logging.getLogger("ordq.worker")
+
+Handler = Callable[[Lease], Any]
+
+
+def _result_bytes(rv: Any) -> bytes:
+    if rv is None:
+        return b""
+    if isinstance(rv, bytes):
+        return rv
+    if isinstance(rv, str):
+        return rv.encode("utf-8")
+    if isinstance(rv, (bytearray, memoryview)):
+        return bytes(rv)
+    raise TypeError(
+        "a handler must return bytes, str or None (the task's result), not %s" % type(rv).__name__
+    )
+
+
+def _describe(e: BaseException) -> str:
+    text = str(e)
+    return "%s: %s" % (type(e).__name__, text) if text else type(e).__name__
+
+
+class Worker:
+    """Runs ``handler(lease)`` for every task of ``queue`` on ``concurrency``
+    threads.
+
+    - The handler's return value (bytes, str or None) becomes the task's
+      result: the lease is completed.
+    - An exception fails the lease: the task is retried with backoff, or
+      dead-lettered at once when the exception is an :class:`ordq.NonRetryable`
+      or has a false ``retryable`` attribute (or when its attempts are spent).
+    - While a handler runs, its lease is heartbeaten every ``heartbeat``
+      seconds (default: a third of the lease), so a handler may run longer
+      than the lease. If a heartbeat finds the lease lost, ``lease.lost`` is
+      set; the handler's outcome is then refused (:class:`ordq.LeaseLost`,
+      counted in ``lost``).
+    - A handler may settle the lease itself (``lease.complete(...)``,
+      ``lease.fail(...)``, ``lease.release()``); the worker then leaves it.
+    - :meth:`stop` lets running handlers finish and report, releases leases
+      claimed but not started, and returns when every thread has ended.
+
+    Example::
+
+        def send(lease):
+            smtp.send(lease.key, lease.payload)
+            return b"sent"
+
+        ordq.Worker(q, send, concurrency=4).run()   # until stop() or Ctrl-C
+
+    Args:
+        queue: the queue to work on.
+        handler: called with each :class:`ordq.Lease`.
+        concurrency: handler threads.
+        lease: lease duration in seconds (default: the queue's).
+        worker_id: recorded with each lease (default ``py-HOST-PID``).
+        batch: tasks claimed per claim call by each thread.
+        wait: seconds a claim blocks on an idle queue; also bounds how long
+            :meth:`stop` takes to notice idle threads.
+        heartbeat: seconds between heartbeats of a running lease.
+    """
+
+    def __init__(
+        self,
+        queue: Queue,
+        handler: Handler,
+        *,
+        concurrency: int = 1,
+        lease: Optional[Duration] = None,
+        worker_id: Optional[str] = None,
+        batch: int = 1,
+        wait: Duration = 1.0,
+        heartbeat: Optional[float] = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        if batch < 1:
+            raise ValueError("batch must be >= 1")
+        self.queue = queue
+        self.handler = handler
+        self.concurrency = concurrency
+        self.lease = lease
+        self.worker_id = worker_id or "py-%s-%d" % (socket.gethostname(), os.getpid())
+        self.batch = batch
+        self.wait = wait
+        lease_s = _seconds(lease) if lease is not None else queue.config.lease
+        #: Seconds between heartbeats of one running lease.
+        self.heartbeat_interval: float = heartbeat if heartbeat is not None else lease_s / 3.0
+        if self.heartbeat_interval <= 0:
+            raise ValueError("heartbeat must be > 0")
+        #: Tasks completed.
+        self.completed = 0
+        #: Tasks failed and scheduled for a retry.
+        self.retried = 0
+        #: Tasks failed and dead-lettered.
+        self.dead = 0
+        #: Outcomes refused because the lease was lost.
+        self.lost = 0
+        #: Unexpected errors from the library (logged).
+        self.errors = 0
+        self._stop = threading.Event()
+        self._hb_stop = threading.Event()
+        self._lock = threading.Lock()
+        self._active: Dict[Lease, float] = {}
+        self._threads: List[threading.Thread] = []
+        self._hb_thread: Optional[threading.Thread] = None
+        self._fatal: Optional[BaseException] = None
+
+    def __repr__(self) -> str:
+        return "<ordq.Worker %s on %r x%d>" % (self.worker_id, self.queue.name, self.concurrency)
+
+    # -- lifecycle
+
+    @property
+    def running(self) -> bool:
+        """True while any thread of this worker is alive."""
+        return any(t.is_alive() for t in self._threads)
+
+    def start(self) -> "Worker":
+        """Starts the threads in the background and returns at once."""
+        if self._threads:
+            raise RuntimeError("a Worker can be started once")
+        self._stop.clear()
+        self._hb_thread = threading.Thread(
+            target=self._heartbeats, name="ordq-heartbeat", daemon=True
+        )
+        self._hb_thread.start()
+        for i in range(self.concurrency):
+            t = threading.Thread(target=self._loop, name="ordq-worker-%d" % i, daemon=True)
+            self._threads.append(t)
+            t.start()
+        return self
+
+    def run(self) -> None:
+        """Runs until :meth:`stop` is called (from a handler or another
+        thread) or Ctrl-C (KeyboardInterrupt stops gracefully and returns)."""
+        self.start()
+        try:
+            while self.running:
+                for t in self._threads:
+                    t.join(0.2)
+        except KeyboardInterrupt:
+            log.info("interrupted: stopping %r", self)
+        finally:
+            self.stop()
+        if self._fatal is not None:
+            raise self._fatal
+
+    def stop(self, timeout: Optional[float] = None) -> None:
+        """Asks every thread to stop and waits (up to ``timeout`` seconds)
+        for them: running handlers finish and report first. Safe to call
+        from a handler (it then does not wait for its own thread)."""
+        self._stop.set()
+        me = threading.current_thread()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in self._threads:
+            if t is not me:
+                t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if not any(t.is_alive() for t in self._threads if t is not me):
+            self._hb_stop.set()
+            if self._hb_thread is not None and self._hb_thread is not me:
+                self._hb_thread.join()
+
+    def __enter__(self) -> "Worker":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # -- threads
+
+    def _loop(self) -> None:
+        q = self.queue
+        pause = 0.05
+        while not self._stop.is_set():
+            try:
+                leases = q.claim(self.worker_id, self.batch, self.lease, self.wait)
+                pause = 0.05
+            except Closed:
+                self._stop.set()
+                return
+            except Error as e:
+                self._count("errors")
+                log.error("ordq worker %s: claim failed: %r", self.worker_id, e)
+                self._stop.wait(pause)
+                pause = min(pause * 2, 2.0)
+                continue
+            for i, lease in enumerate(leases):
+                if self._stop.is_set():
+                    for rest in leases[i:]:
+                        try:
+                            rest.release()
+                        except Error:
+                            pass
+                    return
+                self._process(lease)
+
+    def _process(self, lease: Lease) -> None:
+        with self._lock:
+            self._active[lease] = time.monotonic() + self.heartbeat_interval
+        try:
+            try:
+                result = _result_bytes(self.handler(lease))
+            except Exception as e:  # the handler failed: report it
+                if not lease._settled:
+                    retryable = bool(getattr(e, "retryable", True))
+                    out = lease.fail(_describe(e), retryable=retryable)
+                    self._count("dead" if out.dead else "retried")
+            except BaseException as e:  # KeyboardInterrupt, SystemExit: stop
+                self._fatal = e
+                self._stop.set()
+                if not lease._settled:
+                    lease.release()
+            else:
+                if not lease._settled:
+                    lease.complete(result)
+                    self._count("completed")
+        except LeaseLost as e:
+            self._count("lost")
+            log.warning("ordq worker %s: lease of offset %d lost: %s", self.worker_id, lease.offset, e)
+        except Closed:
+            self._stop.set()
+        except Error as e:
+            self._count("errors")
+            log.error("ordq worker %s: reporting offset %d failed: %r", self.worker_id, lease.offset, e)
+        finally:
+            with self._lock:
+                self._active.pop(lease, None)
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + 1)
+
+    def _heartbeats(self) -> None:
+        tick = max(0.005, min(self.heartbeat_interval / 4.0, 1.0))
+        while not self._hb_stop.wait(tick):
+            if self._stop.is_set() and not self.running:
+                return  # every handler thread has ended (e.g. the db closed)
+            now = time.monotonic()
+            with self._lock:
+                due = [le for le, at in self._active.items() if at <= now]
+            for lease in due:
+                try:
+                    lease.heartbeat(self.lease)
+                except LeaseLost:
+                    lease.lost = True
+                    with self._lock:
+                        self._active.pop(lease, None)
+                    continue
+                except Closed:
+                    return
+                except Error as e:
+                    self._count("errors")
+                    log.error("ordq worker %s: heartbeat failed: %r", self.worker_id, e)
+                with self._lock:
+                    if lease in self._active:
+                        self._active[lease] = time.monotonic() + self.heartbeat_interval
+
+
+def _seconds(v: Union[int, float, Any]) -> float:
+    total = getattr(v, "total_seconds", None)
+    return float(total()) if total is not None else float(v)
