@@ -12,6 +12,7 @@
 //! `ORDQ_BENCH_DURABILITY`, `ORDQ_BENCH_ONLY` and `ORDQ_BENCH_DIR` set the
 //! same things (the flags win). See docs/PERFORMANCE.md.
 
+mod abi;
 mod baseline;
 mod measure;
 mod scenarios;
@@ -30,15 +31,35 @@ use util::{micros, thousands};
 const SCENARIOS: &[(&str, &str)] = &[
     ("baseline", "raw redb write transactions"),
     ("enqueue-1t", "enqueue, single calls, 1 thread"),
+    (
+        "abi-enqueue-1t",
+        "enqueue, single calls, 1 thread, via the C ABI",
+    ),
     ("enqueue-8t", "enqueue, single calls, 8 threads"),
     ("enqueue-batch", "enqueue_batch of 100, 1 thread"),
+    (
+        "abi-enqueue-batch",
+        "enqueue_batch of 100, 1 thread, via the C ABI",
+    ),
     ("enqueue-batch-4t", "enqueue_batch of 100, 4 threads"),
     (
         "e2e-batched",
         "end-to-end, 4 workers, claim 100 + complete_batch",
     ),
+    (
+        "abi-e2e-batched",
+        "e2e, 4 workers, claim 100 + batch, via the C ABI",
+    ),
     ("e2e-per-call", "end-to-end, 64 workers, claim 1 + complete"),
+    (
+        "abi-e2e-per-call",
+        "e2e, 64 workers, claim 1 + complete, via the C ABI",
+    ),
 ];
+
+/// Target of an `abi-*` figure: this share of its core counterpart
+/// measured in the same run.
+const ABI_TARGET: f64 = 0.90;
 
 /// Targets (durable), items per second.
 fn target(name: &str) -> Option<f64> {
@@ -193,6 +214,10 @@ fn run(c: &Config, name: &str, durability: Durability) -> Result<Measure, String
         "enqueue-batch-4t" => scenarios::enqueue(&env, 4, 100, c.jobs, Duration::MAX),
         "e2e-batched" => scenarios::end_to_end(&env, c.jobs, 4, Workers::Batched),
         "e2e-per-call" => scenarios::end_to_end(&env, c.per_call_jobs, 64, Workers::PerCall),
+        "abi-enqueue-1t" => abi::enqueue(&env, 1, 1, c.per_call_jobs, ENQUEUE_CAP),
+        "abi-enqueue-batch" => abi::enqueue(&env, 1, 100, c.jobs, Duration::MAX),
+        "abi-e2e-batched" => abi::end_to_end(&env, c.jobs, 4, Workers::Batched),
+        "abi-e2e-per-call" => abi::end_to_end(&env, c.per_call_jobs, 64, Workers::PerCall),
         _ => Err(format!("unknown scenario {name}")),
     }
 }
@@ -355,6 +380,7 @@ fn main() {
         "{:<52} {:>12} {:>10} {:>7} {:>8} {:>8} {:>6}",
         "figure (Immediate)", "value /s", "target", "of tgt", "x B1", "x B1000", "x BJ"
     );
+    let mut rates: Vec<(&str, f64)> = Vec::new();
     for (name, what) in selected {
         let m = match run(&c, name, Durability::Immediate) {
             Ok(m) => m,
@@ -374,7 +400,7 @@ fn main() {
         };
         let ratio =
             |b: Option<f64>, digits: usize| b.map_or("-".into(), |b| format!("{:.digits$}", r / b));
-        let e2e = name.starts_with("e2e");
+        let e2e = name.starts_with("e2e") || name.starts_with("abi-e2e");
         println!(
             "{:<52} {:>12} {:>10} {:>7} {:>8} {:>8} {:>6}",
             what,
@@ -387,6 +413,17 @@ fn main() {
         );
         let word = if e2e { "jobs" } else { "tasks" };
         println!("    {}", details(&m, word));
+        rates.push((name, r));
+        if let Some(core) = name.strip_prefix("abi-") {
+            match rates.iter().find(|(n, _)| *n == core) {
+                Some((_, base)) => println!(
+                    "    through the ABI / core [{core}], same run: {:.2}x (target >= {ABI_TARGET:.2}){}",
+                    r / base.max(f64::EPSILON),
+                    if r / base >= ABI_TARGET { "" } else { " !" }
+                ),
+                None => println!("    (run {core} too for the ABI / core ratio)"),
+            }
+        }
         if let Some(l) = &m.latency {
             println!(
                 "    claim->complete latency: p50 {} p99 {} (from claim returning); \
