@@ -261,9 +261,10 @@ pub unsafe extern "C" fn ordq_enqueue_batch(
             // SAFETY: caller contract for each item's pointers.
             let (key, payload, opts) = unsafe {
                 (
-                    str_in(it.key, it.key_len, &format!("items[{i}].key"))?,
-                    slice_in(it.payload, it.payload_len, &format!("items[{i}].payload"))?,
-                    enqueue_opts(it.opts, &format!("items[{i}].opts"))?,
+                    str_in(it.key, it.key_len, "items[i].key").map_err(|e| e.at_item(i))?,
+                    slice_in(it.payload, it.payload_len, "items[i].payload")
+                        .map_err(|e| e.at_item(i))?,
+                    enqueue_opts(it.opts, "items[i].opts").map_err(|e| e.at_item(i))?,
                 )
             };
             batch.push(EnqueueItem {

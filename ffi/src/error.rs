@@ -25,6 +25,14 @@ pub(crate) struct Failure {
 pub(crate) type FfiResult<T> = Result<T, Failure>;
 
 impl Failure {
+    /// Names item `i` in a message that says `items[i]`: batch calls use
+    /// the generic name and index it only on failure (no allocation per
+    /// item on the hot path).
+    pub(crate) fn at_item(mut self, i: usize) -> Failure {
+        self.message = self.message.replace("items[i]", &format!("items[{i}]"));
+        self
+    }
+
     /// A failure with `code` and `message`.
     pub(crate) fn new(code: ordq_status, message: impl Into<String>) -> Failure {
         Failure {

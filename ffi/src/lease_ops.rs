@@ -181,8 +181,8 @@ pub unsafe extern "C" fn ordq_complete_batch(
         let mut batch = Vec::with_capacity(raw.len());
         for (i, it) in raw.iter().enumerate() {
             // SAFETY: caller contract for each item's result.
-            let result =
-                unsafe { slice_in(it.result, it.result_len, &format!("items[{i}].result")) }?;
+            let result = unsafe { slice_in(it.result, it.result_len, "items[i].result") }
+                .map_err(|e| e.at_item(i))?;
             batch.push((it.token.into(), result.to_vec()));
         }
         let answers = db.engine().complete_batch(batch)?;
