@@ -10,8 +10,8 @@
 //! and payload once too (`Fresh::item` clones them), so both paths copy
 //! inputs once.
 
-use crate::measure::{Latency, Measure};
-use crate::scenarios::{payload, Env, Workers, KEYS, RESULT};
+use crate::measure::Measure;
+use crate::scenarios::{payload, Env, Tally, Workers, KEYS, RESULT};
 use crate::sys::Probe;
 use crate::util::TempDir;
 use ordq::{ClaimOptions, Db, Durability, EnqueueItem, EnqueueOptions, Lease, Options, Token};
@@ -156,16 +156,6 @@ pub fn enqueue(
     })
 }
 
-/// Per-worker tallies of an end-to-end run.
-#[derive(Default)]
-struct Tally {
-    claim_us: Vec<u64>,
-    lease_ms: Vec<u64>,
-    calls: u64,
-    claims: u64,
-    empty: u64,
-}
-
 /// `scenarios::end_to_end` through the crate: one producer thread
 /// enqueues `jobs` tasks in batches of 100 while `workers` threads claim
 /// and complete them.
@@ -305,23 +295,11 @@ pub fn end_to_end(
     if completed != jobs {
         return Err(format!("completed {completed} of {jobs} jobs"));
     }
-    let mut claim_us = Vec::with_capacity(jobs as usize);
-    let mut lease_ms = Vec::with_capacity(jobs as usize);
-    let (mut calls, mut claims, mut empty) = (producer_calls.into_inner(), 0, 0);
-    for t in tallies {
-        claim_us.extend(t.claim_us);
-        lease_ms.extend(t.lease_ms);
-        calls += t.calls;
-        claims += t.claims;
-        empty += t.empty;
-    }
-    Ok(Measure {
-        items: completed,
-        calls,
+    Ok(Tally::merge(
+        tallies,
+        producer_calls.into_inner(),
+        completed,
         secs,
         usage,
-        latency: Some(Latency::from_samples(claim_us, lease_ms)),
-        empty_claims: empty,
-        claims,
-    })
+    ))
 }

@@ -176,14 +176,50 @@ pub enum Workers {
     PerCall,
 }
 
-/// Per-worker tallies of an end-to-end run.
+/// Per-worker tallies of an end-to-end run (core and ABI scenarios).
 #[derive(Default)]
-struct Tally {
-    claim_us: Vec<u64>,
-    lease_ms: Vec<u64>,
-    calls: u64,
-    claims: u64,
-    empty: u64,
+pub struct Tally {
+    /// Claim-to-complete latencies, µs.
+    pub claim_us: Vec<u64>,
+    /// `leased_at`-to-complete latencies, ms.
+    pub lease_ms: Vec<u64>,
+    /// Calls made.
+    pub calls: u64,
+    /// Claims made.
+    pub claims: u64,
+    /// Claims that returned nothing.
+    pub empty: u64,
+}
+
+impl Tally {
+    /// Merges the workers' tallies into the run's figure.
+    pub fn merge(
+        tallies: Vec<Tally>,
+        producer_calls: u64,
+        completed: u64,
+        secs: f64,
+        usage: crate::sys::Usage,
+    ) -> Measure {
+        let mut claim_us = Vec::with_capacity(completed as usize);
+        let mut lease_ms = Vec::with_capacity(completed as usize);
+        let (mut calls, mut claims, mut empty) = (producer_calls, 0, 0);
+        for t in tallies {
+            claim_us.extend(t.claim_us);
+            lease_ms.extend(t.lease_ms);
+            calls += t.calls;
+            claims += t.claims;
+            empty += t.empty;
+        }
+        Measure {
+            items: completed,
+            calls,
+            secs,
+            usage,
+            latency: Some(Latency::from_samples(claim_us, lease_ms)),
+            empty_claims: empty,
+            claims,
+        }
+    }
 }
 
 /// End-to-end: one producer thread enqueues `jobs` tasks in batches of 100
@@ -325,23 +361,11 @@ pub fn end_to_end(
     if completed != jobs {
         return Err(format!("completed {completed} of {jobs} jobs"));
     }
-    let mut claim_us = Vec::with_capacity(jobs as usize);
-    let mut lease_ms = Vec::with_capacity(jobs as usize);
-    let (mut calls, mut claims, mut empty) = (producer_calls.into_inner(), 0, 0);
-    for t in tallies {
-        claim_us.extend(t.claim_us);
-        lease_ms.extend(t.lease_ms);
-        calls += t.calls;
-        claims += t.claims;
-        empty += t.empty;
-    }
-    Ok(Measure {
-        items: completed,
-        calls,
+    Ok(Tally::merge(
+        tallies,
+        producer_calls.into_inner(),
+        completed,
         secs,
         usage,
-        latency: Some(Latency::from_samples(claim_us, lease_ms)),
-        empty_claims: empty,
-        claims,
-    })
+    ))
 }
