@@ -22,9 +22,11 @@
 pub mod clock;
 pub mod config;
 mod db;
+pub mod engine;
 pub mod error;
 pub mod hash;
 mod oneshot;
+pub mod protocol;
 mod queue;
 pub mod record;
 mod store;
@@ -38,6 +40,7 @@ pub use config::{
     QueueConfig, RedriveMode,
 };
 pub use db::{Db, MAX_CLAIM, MAX_WORKER_ID};
+pub use engine::Engine;
 pub use error::{Error, ErrorCode, Result};
 pub use types::{
     Completion, DeadLetter, FailOutcome, Fault, FaultKind, Lease, QueueInfo, QueueStats, Receipt,

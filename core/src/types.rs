@@ -140,9 +140,11 @@ pub struct TaskInfo {
     pub fence: u64,
     /// Worker of the last lease, start and commit.
     pub worker: Option<String>,
-    /// Payload; `None` once pruned or purged.
+    /// Payload; `None` once pruned or purged. Base64 in JSON.
+    #[serde(with = "crate::protocol::b64::opt")]
     pub payload: Option<Vec<u8>>,
-    /// Result of completion; `None` if none or pruned.
+    /// Result of completion; `None` if none or pruned. Base64 in JSON.
+    #[serde(with = "crate::protocol::b64::opt")]
     pub result: Option<Vec<u8>>,
     /// Offset this task was re-enqueued from by a redrive.
     pub redriven_from: Option<u64>,

@@ -7,10 +7,7 @@
 use crate::error::{ordq_error, Failure, FfiResult};
 use crate::status::ordq_status;
 use crate::util::{boundary, boundary_value, obj, opt_obj, str_in, usize_from_u64, Out};
-use ordq_core::{
-    ClaimOptions, Completion, Db, DeadLetter, Durability, EnqueueItem, FailOutcome, Fault, Lease,
-    Options, QueueConfig, QueueInfo, QueueStats, Receipt, RedriveMode, Result, TaskInfo, Token,
-};
+use ordq_core::{Db, Durability, Engine, Options};
 use std::ffi::c_char;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -52,99 +49,6 @@ impl ordq_db {
         match &self.backend {
             Backend::Local(db) => db,
         }
-    }
-}
-
-/// Every engine operation the ABI exposes; implemented by the local engine
-/// today and by a broker client later.
-pub(crate) trait Engine: Send + Sync {
-    fn close(&self) -> Result<()>;
-    fn sync(&self) -> Result<()>;
-    fn create_queue(&self, name: &str, cfg: QueueConfig) -> Result<QueueInfo>;
-    fn queue(&self, name: &str) -> Result<QueueInfo>;
-    fn list_queues(&self) -> Result<Vec<QueueInfo>>;
-    fn delete_queue(&self, name: &str) -> Result<()>;
-    fn enqueue_batch(&self, queue: &str, items: Vec<EnqueueItem>) -> Result<Vec<Receipt>>;
-    fn claim(&self, queue: &str, worker: &str, opts: ClaimOptions) -> Result<Vec<Lease>>;
-    fn heartbeat(&self, token: Token, lease: Option<Duration>) -> Result<u64>;
-    fn start(&self, token: Token) -> Result<()>;
-    fn complete(&self, token: Token, result: &[u8]) -> Result<Completion>;
-    fn complete_batch(&self, items: Vec<(Token, Vec<u8>)>) -> Result<Vec<Result<Completion>>>;
-    fn fail(&self, token: Token, error: &str, retryable: bool) -> Result<FailOutcome>;
-    fn release(&self, token: Token) -> Result<()>;
-    fn get_task(&self, queue: &str, offset: u64) -> Result<TaskInfo>;
-    fn faults(&self, queue: &str, offset: u64) -> Result<Vec<Fault>>;
-    fn stats(&self, queue: &str) -> Result<QueueStats>;
-    fn dlq_list(&self, queue: &str, after: Option<u64>, limit: usize) -> Result<Vec<TaskInfo>>;
-    fn dlq_get(&self, queue: &str, offset: u64) -> Result<DeadLetter>;
-    fn dlq_redrive(&self, queue: &str, offset: u64, mode: RedriveMode) -> Result<Receipt>;
-    fn dlq_purge(&self, queue: &str, offset: Option<u64>) -> Result<u64>;
-}
-
-impl Engine for Db {
-    fn close(&self) -> Result<()> {
-        Db::close(self);
-        Ok(())
-    }
-    fn sync(&self) -> Result<()> {
-        Db::sync(self)
-    }
-    fn create_queue(&self, name: &str, cfg: QueueConfig) -> Result<QueueInfo> {
-        Db::create_queue(self, name, cfg)
-    }
-    fn queue(&self, name: &str) -> Result<QueueInfo> {
-        Db::queue(self, name)
-    }
-    fn list_queues(&self) -> Result<Vec<QueueInfo>> {
-        Db::list_queues(self)
-    }
-    fn delete_queue(&self, name: &str) -> Result<()> {
-        Db::delete_queue(self, name)
-    }
-    fn enqueue_batch(&self, queue: &str, items: Vec<EnqueueItem>) -> Result<Vec<Receipt>> {
-        Db::enqueue_batch(self, queue, items)
-    }
-    fn claim(&self, queue: &str, worker: &str, opts: ClaimOptions) -> Result<Vec<Lease>> {
-        Db::claim(self, queue, worker, opts)
-    }
-    fn heartbeat(&self, token: Token, lease: Option<Duration>) -> Result<u64> {
-        Db::heartbeat(self, token, lease)
-    }
-    fn start(&self, token: Token) -> Result<()> {
-        Db::start(self, token)
-    }
-    fn complete(&self, token: Token, result: &[u8]) -> Result<Completion> {
-        Db::complete(self, token, result)
-    }
-    fn complete_batch(&self, items: Vec<(Token, Vec<u8>)>) -> Result<Vec<Result<Completion>>> {
-        Db::complete_batch(self, items)
-    }
-    fn fail(&self, token: Token, error: &str, retryable: bool) -> Result<FailOutcome> {
-        Db::fail(self, token, error, retryable)
-    }
-    fn release(&self, token: Token) -> Result<()> {
-        Db::release(self, token)
-    }
-    fn get_task(&self, queue: &str, offset: u64) -> Result<TaskInfo> {
-        Db::get_task(self, queue, offset)
-    }
-    fn faults(&self, queue: &str, offset: u64) -> Result<Vec<Fault>> {
-        Db::faults(self, queue, offset)
-    }
-    fn stats(&self, queue: &str) -> Result<QueueStats> {
-        Db::stats(self, queue)
-    }
-    fn dlq_list(&self, queue: &str, after: Option<u64>, limit: usize) -> Result<Vec<TaskInfo>> {
-        Db::dlq_list(self, queue, after, limit)
-    }
-    fn dlq_get(&self, queue: &str, offset: u64) -> Result<DeadLetter> {
-        Db::dlq_get(self, queue, offset)
-    }
-    fn dlq_redrive(&self, queue: &str, offset: u64, mode: RedriveMode) -> Result<Receipt> {
-        Db::dlq_redrive(self, queue, offset, mode)
-    }
-    fn dlq_purge(&self, queue: &str, offset: Option<u64>) -> Result<u64> {
-        Db::dlq_purge(self, queue, offset)
     }
 }
 
