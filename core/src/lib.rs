@@ -19,6 +19,8 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod broker;
+pub mod client;
 pub mod clock;
 pub mod config;
 mod db;
