@@ -108,9 +108,9 @@ pub struct HelloOk {
     pub max_inflight: usize,
 }
 
-/// Arguments naming no object.
+/// Arguments naming no object. Like every argument object, unknown fields
+/// are ignored (a newer client may send more).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct NoArgs {}
 
 /// Arguments naming a queue.
