@@ -6,6 +6,7 @@
 mod duration;
 mod error;
 mod output;
+mod serve;
 mod target;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -74,8 +75,8 @@ enum Command {
     /// List, inspect, redrive or purge dead letters.
     #[command(subcommand)]
     Dlq(DlqCmd),
-    /// Serve the database to worker processes (the broker; not built yet).
-    Serve(ServeArgs),
+    /// Serve the database to worker processes (the broker) until SIGTERM/SIGINT.
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -252,19 +253,6 @@ enum RedriveArg {
     NewOffset,
 }
 
-#[derive(Args, Debug)]
-struct ServeArgs {
-    /// Address to listen on: unix:///path/to/ordq.sock or tcp://127.0.0.1:7420; repeatable.
-    #[arg(long, value_name = "ADDR")]
-    listen: Vec<String>,
-    /// File holding the access token (required for TCP).
-    #[arg(long, value_name = "FILE")]
-    token_file: Option<PathBuf>,
-    /// Address for the HTTP status endpoint.
-    #[arg(long, value_name = "ADDR")]
-    http: Option<String>,
-}
-
 /// Parses `name=value` (the name must be non-empty).
 fn parse_header(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
@@ -376,12 +364,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 println!("initialised {}", cli.db.as_deref().unwrap_or_default());
             }
         }
-        Command::Serve(args) => {
-            let _ = args;
-            return Err(CliError::unavailable(
-                "the broker is not built yet: `ordq serve` is planned (see issue 5); use a database file path with the other commands",
-            ));
-        }
+        Command::Serve(args) => serve::run(cli.db.as_deref(), args)?,
         Command::Queue(cmd) => {
             let t = open(&cli, false)?;
             queue_cmd(&t, json, cmd)?;

@@ -443,7 +443,8 @@ fn error_exit_codes() {
         .output()
         .unwrap();
     assert_err(&out, 11, "--db");
-    assert_err(&e.run(&["serve"]), 22, "not built yet");
+    // `serve` without --listen is a usage error (tests/serve.rs covers serving).
+    assert_eq!(code(&e.run(&["serve"])), 2);
 
     assert_err(&e.run(&["queue", "show", "missing"]), 12, "NOT_FOUND");
     assert_eq!(code(&e.run(&["queue", "create", "-bad"])), 2);
