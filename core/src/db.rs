@@ -14,7 +14,7 @@ use crate::types::{
     Completion, DeadLetter, FailOutcome, Fault, Lease, QueueInfo, QueueStats, Receipt, TaskInfo,
     Token,
 };
-use crate::writer::{Op, Reply, Writer};
+use crate::writer::{Counters, Op, Reply, Writer};
 use crossbeam_channel::Sender;
 use redb::ReadableDatabase;
 use std::path::{Path, PathBuf};
@@ -35,6 +35,7 @@ struct Inner {
     db: RwLock<Option<Arc<redb::Database>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     closed: AtomicBool,
+    counters: Arc<Counters>,
 }
 
 impl Inner {
@@ -101,7 +102,8 @@ impl Db {
     pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
         let path = path.as_ref().to_path_buf();
         let db = Arc::new(store::open_file(&path, &opts)?);
-        let (ops, handle) = Writer::start(db.clone(), opts.clone())?;
+        let counters = Arc::new(Counters::default());
+        let (ops, handle) = Writer::start(db.clone(), opts.clone(), counters.clone())?;
         Ok(Db {
             inner: Arc::new(Inner {
                 path,
@@ -110,6 +112,7 @@ impl Db {
                 db: RwLock::new(Some(db)),
                 writer: Mutex::new(Some(handle)),
                 closed: AtomicBool::new(false),
+                counters,
             }),
         })
     }
@@ -122,6 +125,16 @@ impl Db {
     /// The options this handle was opened with.
     pub fn options(&self) -> &Options {
         &self.inner.opts
+    }
+
+    /// `(commits, operations)` of the writer since open: many operations
+    /// per commit is group commit at work (metrics and tests read this).
+    pub fn writer_counters(&self) -> (u64, u64) {
+        let c = &self.inner.counters;
+        (
+            c.commits.load(Ordering::Relaxed),
+            c.ops.load(Ordering::Relaxed),
+        )
     }
 
     /// Finishes queued work, makes it durable and releases the file.

@@ -14,6 +14,7 @@ use crate::types::{Completion, FailOutcome, QueueInfo, QueueStats, Receipt, Toke
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use redb::ReadableTable;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -98,6 +99,15 @@ struct Waiter {
 
 type Deferred = Box<dyn FnOnce(Option<&Error>) + Send>;
 
+/// What the writer has done since open, to observe group commit.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Write transactions committed.
+    pub commits: AtomicU64,
+    /// Operations received.
+    pub ops: AtomicU64,
+}
+
 /// Events of retention looked at per commit.
 const PRUNE_BUDGET: usize = 512;
 
@@ -115,6 +125,7 @@ pub(crate) struct Writer {
     /// Whether the open batch changed anything; a batch that did not is
     /// aborted instead of committed (no fsync for an empty claim).
     wrote: bool,
+    counters: Arc<Counters>,
 }
 
 /// `now + wait`, capped a year ahead instead of overflowing `Instant`.
@@ -145,6 +156,7 @@ impl Writer {
     pub fn start(
         db: Arc<redb::Database>,
         opts: Options,
+        counters: Arc<Counters>,
     ) -> Result<(Sender<Op>, std::thread::JoinHandle<()>)> {
         let mut w = Writer {
             db,
@@ -158,6 +170,7 @@ impl Writer {
             deferred: Vec::new(),
             poisoned: None,
             wrote: false,
+            counters,
         };
         w.load()?;
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -232,6 +245,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            self.counters.ops.fetch_add(ops.len() as u64, Relaxed);
             let shutdown = match ops.iter().position(|o| matches!(o, Op::Shutdown { .. })) {
                 Some(i) => {
                     // Operations sent after the close began are refused.
@@ -367,6 +381,7 @@ impl Writer {
                 self.apply_batch(&txn, ops, now)?;
                 if self.wrote {
                     txn.commit()?;
+                    self.counters.commits.fetch_add(1, Relaxed);
                 } else {
                     txn.abort()?;
                 }

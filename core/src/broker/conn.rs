@@ -27,8 +27,10 @@ const READ_BUF: usize = 64 << 10;
 /// Write buffer of a connection.
 const WRITE_BUF: usize = 64 << 10;
 /// After an error that closes the connection, how long unread input is
-/// drained so the client receives the error instead of a reset.
+/// drained so the client receives the error instead of a reset, and how
+/// much of it at most.
 const LINGER: Duration = Duration::from_millis(250);
+const LINGER_BYTES: usize = 1 << 20;
 
 /// What reading the next frame gave.
 enum Next {
@@ -404,14 +406,15 @@ pub(crate) fn serve(shared: Arc<Shared>, stream: Stream) {
         stream.shutdown(Shutdown::Write);
         let until = Instant::now() + LINGER;
         let mut sink = [0u8; 4096];
-        loop {
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
                 break;
             }
             match stream.read(&mut sink) {
                 Ok(0) | Err(_) => break,
-                Ok(_) => {}
+                Ok(n) => drained += n,
             }
         }
     }

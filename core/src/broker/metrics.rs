@@ -235,6 +235,21 @@ impl Metrics {
             "ordq_broker_request_seconds_bucket{{le=\"+Inf\"}} {count}\nordq_broker_request_seconds_sum {}\nordq_broker_request_seconds_count {count}",
             self.latency_micros.load(Relaxed) as f64 / 1e6
         );
+        let (commits, ops) = db.writer_counters();
+        g(
+            &mut o,
+            "ordq_engine_commits_total",
+            "counter",
+            "Write transactions committed by the engine's writer.",
+            commits,
+        );
+        g(
+            &mut o,
+            "ordq_engine_operations_total",
+            "counter",
+            "Operations received by the engine's writer (many per commit: group commit).",
+            ops,
+        );
         render_queues(&mut o, db);
         o
     }
