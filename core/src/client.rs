@@ -12,9 +12,10 @@
 //! [`Error::Unavailable`] instead of hanging.
 //!
 //! **Reconnects.** When the connection drops, the next call reconnects
-//! with bounded exponential backoff (10 ms doubling to 1 s) until its
-//! deadline. A request that was never written is sent on the new
-//! connection. A request already written when the connection dropped is
+//! with bounded exponential backoff (10 ms doubling to 1 s, shared by the
+//! callers waiting at the time, one last attempt just before the deadline;
+//! a call that gives up leaves a fresh sequence to the next). A request
+//! that was never written is sent on the new connection. A request already written when the connection dropped is
 //! sent again only when repeating it is harmless (reads, `ping`, `sync`,
 //! `heartbeat`, `start`, `complete` — a repeated completion answers
 //! `duplicate = true`); any other fails with `Unavailable` saying its
@@ -805,6 +806,12 @@ impl Inner {
 
     /// The live connection, reconnecting (with backoff) until `deadline`.
     fn conn(&self, deadline: Instant) -> Result<Arc<Conn>> {
+        // Attempts follow the shared backoff, except that one last attempt
+        // is made just before this call's deadline rather than none.
+        let last_call = deadline
+            .checked_sub(Duration::from_millis(1))
+            .unwrap_or(deadline);
+        let mut tried_last = false;
         let mut g = lock(&self.link);
         loop {
             let now = Instant::now();
@@ -838,8 +845,9 @@ impl Inner {
                     backoff,
                     why,
                 } => {
-                    let (retry_at, backoff) = (*retry_at, *backoff);
-                    if now >= retry_at {
+                    let (due, backoff) = ((*retry_at).min(last_call), *backoff);
+                    if now >= due && !tried_last {
+                        tried_last = now >= last_call;
                         *g = Link::Connecting;
                         drop(g);
                         let r = self.dial(deadline);
@@ -875,15 +883,23 @@ impl Inner {
                         }
                         continue;
                     }
-                    if retry_at >= deadline {
-                        return Err(Error::Unavailable(format!(
+                    if tried_last || now >= deadline {
+                        let e = Error::Unavailable(format!(
                             "cannot reach the broker at {} within {:?}: {why}",
                             self.uri, self.opts.timeout
-                        )));
+                        ));
+                        // The next call starts a fresh backoff sequence: it
+                        // must not spend its budget waiting out this one's.
+                        *g = Link::Down {
+                            retry_at: now,
+                            backoff: BACKOFF_INITIAL,
+                            why: why.clone(),
+                        };
+                        return Err(e);
                     }
                     g = self
                         .link_changed
-                        .wait_timeout(g, retry_at - now)
+                        .wait_timeout(g, due.saturating_duration_since(now))
                         .unwrap_or_else(|p| p.into_inner())
                         .0;
                 }
