@@ -284,6 +284,7 @@ impl Listener {
                 let (s, _) = l.accept()?;
                 s.set_nonblocking(false)?;
                 s.set_nodelay(true)?;
+                keepalive(&s);
                 Ok(Stream::Tcp(s))
             }
         }
@@ -373,6 +374,30 @@ impl Write for Stream {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Turns on TCP keepalive (first probe after 60 s idle, then every 10 s,
+/// 6 probes), so a vanished peer's connection is closed in about two
+/// minutes instead of holding a connection slot for ever. Best effort.
+fn keepalive(s: &TcpStream) {
+    let fd = s.as_raw_fd();
+    let set = |level: libc::c_int, name: libc::c_int, v: libc::c_int| {
+        // SAFETY: fd is a valid socket; the option value is a c_int of
+        // the size passed.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    };
+    set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 60);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 10);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 6);
 }
 
 /// Whether a TCP listen address is reachable only from this host.

@@ -178,12 +178,12 @@ impl Metrics {
         }
         let _ = writeln!(
             o,
-            "# HELP ordq_broker_request_seconds_sum_by_op Time spent answering requests, by operation.\n# TYPE ordq_broker_request_seconds_sum_by_op counter"
+            "# HELP ordq_broker_op_seconds_total Time spent answering requests, by operation.\n# TYPE ordq_broker_op_seconds_total counter"
         );
         for (i, op) in Request::OPS.iter().enumerate() {
             let _ = writeln!(
                 o,
-                "ordq_broker_request_seconds_sum_by_op{{op=\"{op}\"}} {}",
+                "ordq_broker_op_seconds_total{{op=\"{op}\"}} {}",
                 self.ops[i].micros.load(Relaxed) as f64 / 1e6
             );
         }
@@ -261,80 +261,86 @@ fn render_queues(o: &mut String, db: &Db) {
         Ok(qs) => qs.iter().filter_map(|q| db.stats(&q.name).ok()).collect(),
         Err(_) => Vec::new(),
     };
-    type Field = fn(&crate::types::QueueStats) -> u64;
+    type Field = fn(&crate::types::QueueStats) -> f64;
     let series: [(&str, &str, &str, Field); 16] = [
-        ("ordq_queue_ready", "gauge", "Tasks ready.", |s| s.ready),
-        ("ordq_queue_leased", "gauge", "Tasks leased.", |s| s.leased),
+        ("ordq_queue_ready", "gauge", "Tasks ready.", |s| {
+            s.ready as f64
+        }),
+        ("ordq_queue_leased", "gauge", "Tasks leased.", |s| {
+            s.leased as f64
+        }),
         (
             "ordq_queue_retry_wait",
             "gauge",
             "Tasks waiting for a retry.",
-            |s| s.retry_wait,
+            |s| s.retry_wait as f64,
         ),
-        ("ordq_queue_done", "gauge", "Tasks done.", |s| s.done),
-        ("ordq_queue_dead", "gauge", "Dead letters held.", |s| s.dead),
+        ("ordq_queue_done", "gauge", "Tasks done.", |s| s.done as f64),
+        ("ordq_queue_dead", "gauge", "Dead letters held.", |s| {
+            s.dead as f64
+        }),
         (
             "ordq_queue_oldest_pending_age_seconds",
             "gauge",
             "Age of the oldest unfinished task.",
-            |s| s.oldest_pending_age_ms / 1000,
+            |s| s.oldest_pending_age_ms as f64 / 1000.0,
         ),
         (
             "ordq_queue_next_offset",
             "gauge",
             "Offset the next enqueue gets.",
-            |s| s.next_offset,
+            |s| s.next_offset as f64,
         ),
         (
             "ordq_queue_enqueued_total",
             "counter",
             "Tasks enqueued.",
-            |s| s.totals.enqueued,
+            |s| s.totals.enqueued as f64,
         ),
         (
             "ordq_queue_completed_total",
             "counter",
             "Tasks completed.",
-            |s| s.totals.completed,
+            |s| s.totals.completed as f64,
         ),
         ("ordq_queue_failed_total", "counter", "fail calls.", |s| {
-            s.totals.failed
+            s.totals.failed as f64
         }),
         (
             "ordq_queue_retried_total",
             "counter",
             "Retries scheduled.",
-            |s| s.totals.retried,
+            |s| s.totals.retried as f64,
         ),
         (
             "ordq_queue_dead_lettered_total",
             "counter",
             "Tasks dead-lettered.",
-            |s| s.totals.dead_lettered,
+            |s| s.totals.dead_lettered as f64,
         ),
         (
             "ordq_queue_lease_expired_total",
             "counter",
             "Leases that expired.",
-            |s| s.totals.lease_expired,
+            |s| s.totals.lease_expired as f64,
         ),
         (
             "ordq_queue_released_total",
             "counter",
             "Leases given back.",
-            |s| s.totals.released,
+            |s| s.totals.released as f64,
         ),
         (
             "ordq_queue_redriven_total",
             "counter",
             "Dead letters redriven.",
-            |s| s.totals.redriven,
+            |s| s.totals.redriven as f64,
         ),
         (
             "ordq_queue_purged_total",
             "counter",
             "Dead letters purged.",
-            |s| s.totals.purged,
+            |s| s.totals.purged as f64,
         ),
     ];
     for (name, kind, help, f) in series {

@@ -214,7 +214,10 @@ impl Shared {
             .name("ordq-broker-conn".into())
             .stack_size(CONN_STACK)
             .spawn(move || {
-                conn::serve(shared.clone(), stream);
+                // A bug in framing must cost only this connection.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    conn::serve(shared.clone(), stream)
+                }));
                 shared.forget(id);
             });
         if spawned.is_err() {
