@@ -83,7 +83,7 @@
 /**
  * ABI minor version: additions only (within a non-zero major).
  */
-#define ORDQ_ABI_VERSION_MINOR 1
+#define ORDQ_ABI_VERSION_MINOR 2
 
 /**
  * ABI patch version: no interface change.
@@ -221,7 +221,7 @@ enum ordq_status
    */
   ORDQ_CLOSED = 11,
   /**
-   * A remote engine could not be reached (or remote mode is not built).
+   * A remote engine (broker) could not be reached or did not answer in time.
    */
   ORDQ_UNAVAILABLE = 12,
   /**
@@ -299,7 +299,10 @@ typedef struct ordq_bytes {
 /**
  * Options for `ordq_open`. Fill with `ordq_options_init`, then change
  * fields. Values are taken as given, except that 0 means "default" for
- * `max_batch` and `cache_size`.
+ * `max_batch`, `cache_size` and `timeout_ms`. The local-file fields
+ * (`durability` to `cache_size`) are ignored in remote mode (the broker's
+ * own options apply); the remote fields (`token` to `runtime_len`) are
+ * ignored for a file.
  */
 typedef struct ordq_options {
   /**
@@ -336,6 +339,40 @@ typedef struct ordq_options {
    * Page cache size, bytes (default 64 MiB; 0 = default).
    */
   uint64_t cache_size;
+  /**
+   * Remote mode: the broker's access token, `token_len` bytes of UTF-8.
+   * NULL (default) reads the `ORDQ_TOKEN` environment variable (unset
+   * or empty: no token); non-NULL with length 0 sends no token.
+   */
+  const char *token;
+  /**
+   * Length of `token` in bytes (0 when NULL).
+   */
+  size_t token_len;
+  /**
+   * Remote mode: deadline of every call, ms (default 30000; 0 =
+   * default). A claim adds its `wait_ms`. A call not answered in time
+   * fails with `ORDQ_UNAVAILABLE`.
+   */
+  uint64_t timeout_ms;
+  /**
+   * Remote mode: client library name sent to the broker, `client_len`
+   * bytes of UTF-8 (NULL = `"ordq-ffi/<version>"`), e.g. `"ordq-go/0.2.0"`.
+   */
+  const char *client;
+  /**
+   * Length of `client` in bytes (0 when NULL).
+   */
+  size_t client_len;
+  /**
+   * Remote mode: runtime sent to the broker, `runtime_len` bytes of
+   * UTF-8 (NULL = `"c"`), e.g. `"go1.22.1"`.
+   */
+  const char *runtime;
+  /**
+   * Length of `runtime` in bytes (0 when NULL).
+   */
+  size_t runtime_len;
 } ordq_options;
 
 /**
@@ -749,11 +786,13 @@ void ordq_options_init(struct ordq_options *opts);
 
 /**
  * Opens a database. `uri` (`uri_len` bytes of UTF-8, not NUL-terminated)
- * is a file path or `file://PATH` (created crash-atomically if missing);
- * `unix://` and `tcp://` (remote mode) give `ORDQ_UNAVAILABLE` in this
- * build. `opts` may be NULL for defaults. On success `*db_out` receives a
- * handle to free with `ordq_db_free`. A file held by another handle or
- * process gives `ORDQ_ALREADY_OPEN`.
+ * is a file path or `file://PATH` (created crash-atomically if missing),
+ * or a broker address `unix:///path/to/ordq.sock` or `tcp://host:port`
+ * (remote mode: the same handle, every call goes to the broker). `opts`
+ * may be NULL for defaults. On success `*db_out` receives a handle to
+ * free with `ordq_db_free`. A file held by another handle or process
+ * gives `ORDQ_ALREADY_OPEN`; a broker that cannot be reached within the
+ * timeout gives `ORDQ_UNAVAILABLE`.
  *
  * # Safety
  * Pointer arguments follow the rules at the top of this header.
@@ -766,7 +805,8 @@ ordq_status ordq_open(const char *uri,
 
 /**
  * Closes the handle: finishes queued work, makes it durable and releases
- * the file. Idempotent; every later call on the handle (other than
+ * the file (remote mode: waits for calls in flight, then closes the
+ * connection; leases stay with the broker). Idempotent; every later call on the handle (other than
  * `ordq_db_close` and `ordq_db_free`) returns `ORDQ_CLOSED`. The handle
  * must still be freed with `ordq_db_free`.
  *

@@ -27,50 +27,82 @@ const (
 	DurabilityNone Durability = C.ORDQ_DURABILITY_NONE
 )
 
-// Option configures Open.
-type Option func(*C.ordq_options)
+// openOptions is what Options set: the C struct, plus the remote-mode
+// strings, which Open copies into C memory for the call (a C struct in Go
+// memory may not hold Go pointers).
+type openOptions struct {
+	c     C.ordq_options
+	token *string
+}
+
+// Option configures Open. The file options (WithDurability ...
+// WithCacheSize) apply to a database file and are ignored in remote mode,
+// where the broker's own options apply; WithToken and WithTimeout apply to
+// a broker address only.
+type Option func(*openOptions)
 
 // WithDurability sets when writes return (default DurabilityImmediate).
 func WithDurability(d Durability) Option {
-	return func(o *C.ordq_options) { o.durability = C.int32_t(d) }
+	return func(o *openOptions) { o.c.durability = C.int32_t(d) }
 }
 
 // WithMaxPayload sets the largest payload in bytes (default 1 MiB).
 func WithMaxPayload(n uint64) Option {
-	return func(o *C.ordq_options) { o.max_payload = C.uint64_t(n) }
+	return func(o *openOptions) { o.c.max_payload = C.uint64_t(n) }
 }
 
 // WithMaxResult sets the largest result in bytes (default 1 MiB).
 func WithMaxResult(n uint64) Option {
-	return func(o *C.ordq_options) { o.max_result = C.uint64_t(n) }
+	return func(o *openOptions) { o.c.max_result = C.uint64_t(n) }
 }
 
 // WithMaxKey sets the longest task key and idempotency key in bytes
 // (default 1024).
 func WithMaxKey(n uint64) Option {
-	return func(o *C.ordq_options) { o.max_key = C.uint64_t(n) }
+	return func(o *openOptions) { o.c.max_key = C.uint64_t(n) }
 }
 
 // WithMaxHeaders sets the largest total of header names and values in
 // bytes (default 64 KiB).
 func WithMaxHeaders(n uint64) Option {
-	return func(o *C.ordq_options) { o.max_headers = C.uint64_t(n) }
+	return func(o *openOptions) { o.c.max_headers = C.uint64_t(n) }
 }
 
 // WithRetainDone sets how long payloads and results of done tasks are kept
 // (default 24h; 0 prunes at the next retention pass).
 func WithRetainDone(d time.Duration) Option {
-	return func(o *C.ordq_options) { o.retain_done_ms = C.uint64_t(durationMs(d)) }
+	return func(o *openOptions) { o.c.retain_done_ms = C.uint64_t(durationMs(d)) }
 }
 
 // WithMaxBatch sets the largest batch (default 8192).
 func WithMaxBatch(n uint64) Option {
-	return func(o *C.ordq_options) { o.max_batch = C.uint64_t(n) }
+	return func(o *openOptions) { o.c.max_batch = C.uint64_t(n) }
 }
 
 // WithCacheSize sets the storage cache in bytes (default 64 MiB).
 func WithCacheSize(n uint64) Option {
-	return func(o *C.ordq_options) { o.cache_size = C.uint64_t(n) }
+	return func(o *openOptions) { o.c.cache_size = C.uint64_t(n) }
+}
+
+// WithToken sets the broker's access token (remote mode). Without it the
+// ORDQ_TOKEN environment variable is used; WithToken("") sends no token.
+func WithToken(token string) Option {
+	return func(o *openOptions) { o.token = &token }
+}
+
+// WithTimeout sets the deadline of every call in remote mode (default
+// 30s; a claim adds its wait). A call not answered in time fails with
+// ErrUnavailable.
+func WithTimeout(d time.Duration) Option {
+	return func(o *openOptions) { o.c.timeout_ms = C.uint64_t(durationMs(d)) }
+}
+
+// cString copies s into C memory (never NULL, even when empty); free it
+// with C.free.
+func cString(s string) (*C.char, C.size_t) {
+	p := C.malloc(C.size_t(len(s) + 1))
+	copy(unsafe.Slice((*byte)(p), len(s)+1), s+"\x00")
+	return (*C.char)(p), C.size_t(len(s))
 }
 
 // DB is an open ordq database. It is safe for concurrent use by many
@@ -92,27 +124,40 @@ func checkABI() error {
 	return nil
 }
 
-// Version returns the library's version string ("0.1.0").
+// Version returns the library's version string (e.g. "0.2.0").
 func Version() string { return C.GoString(C.ordq_version_string()) }
 
 // Open opens (creating it crash-atomically if missing) the database at
-// uri, a file path or file://PATH. A file held by another handle or
-// process is ErrAlreadyOpen; unix:// and tcp:// are ErrUnavailable in
-// this build.
+// uri, a file path or file://PATH, or connects to a broker at
+// unix:///path/to/ordq.sock or tcp://host:port (remote mode: the same API,
+// every call goes to the broker; see WithToken and WithTimeout). A file
+// held by another handle or process is ErrAlreadyOpen; a broker that
+// cannot be reached is ErrUnavailable.
 func Open(uri string, opts ...Option) (*DB, error) {
 	if err := checkABI(); err != nil {
 		return nil, err
 	}
-	var o C.ordq_options
-	C.ordq_options_init(&o)
+	var o openOptions
+	C.ordq_options_init(&o.c)
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if o.token != nil {
+		p, n := cString(*o.token)
+		defer C.free(unsafe.Pointer(p))
+		o.c.token, o.c.token_len = p, n
+	}
+	client, clientLen := cString("ordq-go/" + Version())
+	defer C.free(unsafe.Pointer(client))
+	rt, rtLen := cString(runtime.Version())
+	defer C.free(unsafe.Pointer(rt))
+	o.c.client, o.c.client_len = client, clientLen
+	o.c.runtime, o.c.runtime_len = rt, rtLen
 	var (
 		ptr  *C.ordq_db
 		cerr *C.ordq_error
 	)
-	st := C.ordq_open(strPtr(uri), C.size_t(len(uri)), &o, &ptr, &cerr)
+	st := C.ordq_open(strPtr(uri), C.size_t(len(uri)), &o.c, &ptr, &cerr)
 	if err := takeError(st, cerr); err != nil {
 		return nil, err
 	}

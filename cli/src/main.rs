@@ -32,9 +32,14 @@ use target::Target;
     (e.g. 12 not found, 14 database already open, 22 unavailable). See docs/CLI.md."
 )]
 struct Cli {
-    /// Database file (a broker address `unix://…`/`tcp://…` is reserved for remote mode).
-    #[arg(long, env = "ORDQ_DB", global = true, value_name = "PATH")]
+    /// Database file, or a broker address: unix:///path/to/ordq.sock or tcp://host:port.
+    #[arg(long, env = "ORDQ_DB", global = true, value_name = "PATH|ADDR")]
     db: Option<String>,
+
+    /// File holding the broker's access token (default: the ORDQ_TOKEN
+    /// environment variable); give it before the command.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
 
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
@@ -280,7 +285,7 @@ fn open(cli: &Cli, create: bool) -> Result<Target, CliError> {
         .db
         .as_deref()
         .ok_or_else(|| CliError::invalid("no database given: pass --db PATH or set ORDQ_DB"))?;
-    Target::open(spec, create)
+    Target::open(spec, create, cli.token_file.as_deref())
 }
 
 /// Asks on the terminal, or requires `--yes` when stdin is not one.

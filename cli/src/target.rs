@@ -1,11 +1,12 @@
-//! What a command talks to. Today only a database file opened in-process;
-//! a broker connection (`unix://…`, `tcp://…`) becomes a second variant
-//! once the broker exists, and every command keeps working unchanged.
+//! What a command talks to: a database file opened in-process, or a broker
+//! (`unix://…`, `tcp://…`) serving one. Both are an [`Engine`], so every
+//! command works the same on either.
 
 use crate::error::CliError;
+use ordq_core::client::{Client, ClientOptions};
 use ordq_core::{
-    Db, DeadLetter, EnqueueOptions, Fault, Options, QueueConfig, QueueInfo, QueueStats, Receipt,
-    RedriveMode, TaskInfo,
+    Db, DeadLetter, Engine, EnqueueItem, EnqueueOptions, Fault, Options, QueueConfig, QueueInfo,
+    QueueStats, Receipt, RedriveMode, TaskInfo,
 };
 use std::path::Path;
 
@@ -13,25 +14,57 @@ use std::path::Path;
 pub enum Target {
     /// A database file opened directly by this process.
     File(Db),
+    /// A broker serving a database, reached over its socket.
+    Remote(Client),
 }
 
-/// URI schemes reserved for the broker.
+/// URI schemes of a broker address.
 const REMOTE_SCHEMES: [&str; 2] = ["unix://", "tcp://"];
 
-impl Target {
-    /// Opens `spec`: a file path, or (later) a broker address. With
-    /// `create` false a missing file is `NotFound` rather than silently
-    /// created, so a typo in `--db` cannot make a new empty database.
-    pub fn open(spec: &str, create: bool) -> Result<Target, CliError> {
-        if let Some(scheme) = REMOTE_SCHEMES.iter().find(|s| spec.starts_with(**s)) {
-            return Err(CliError::unavailable(format!(
-                "remote mode ({}) is not built yet: the broker does not exist in this version; pass a database file path",
-                scheme.trim_end_matches("://")
+/// The broker token: the content of `token_file` without trailing
+/// whitespace, else the `ORDQ_TOKEN` environment variable (unset or empty:
+/// none).
+fn token(token_file: Option<&Path>) -> Result<Option<String>, CliError> {
+    if let Some(f) = token_file {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| CliError::io(format!("cannot read token file {}: {e}", f.display())))?;
+        // The same reading as `ordq serve --token-file`.
+        let t = text.trim_end();
+        if t.is_empty() {
+            return Err(CliError::invalid(format!(
+                "token file {} is empty",
+                f.display()
             )));
+        }
+        return Ok(Some(t.to_string()));
+    }
+    match std::env::var("ORDQ_TOKEN") {
+        Ok(t) if !t.is_empty() => Ok(Some(t)),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(CliError::invalid(
+            "the ORDQ_TOKEN environment variable is not valid UTF-8",
+        )),
+    }
+}
+
+impl Target {
+    /// Opens `spec`: a file path, or a broker address (`unix:///path`,
+    /// `tcp://host:port`) with the token from `token_file` or
+    /// `ORDQ_TOKEN`. With `create` false a missing file is `NotFound`
+    /// rather than silently created, so a typo in `--db` cannot make a new
+    /// empty database (a broker always serves an existing one).
+    pub fn open(spec: &str, create: bool, token_file: Option<&Path>) -> Result<Target, CliError> {
+        if REMOTE_SCHEMES.iter().any(|s| spec.starts_with(s)) {
+            let opts = ClientOptions {
+                token: token(token_file)?,
+                client: concat!("ordq-cli/", env!("CARGO_PKG_VERSION")).to_string(),
+                ..ClientOptions::default()
+            };
+            return Ok(Target::Remote(Client::connect(spec, opts)?));
         }
         if spec.contains("://") {
             return Err(CliError::invalid(format!(
-                "unsupported address {spec:?}: use a file path (unix:// and tcp:// are reserved for the broker)"
+                "unsupported address {spec:?}: use a file path, unix:///path/to/ordq.sock or tcp://host:port"
             )));
         }
         if spec.is_empty() {
@@ -45,39 +78,39 @@ impl Target {
         Ok(Target::File(Db::open(spec, Options::default())?))
     }
 
-    /// Releases the target (closes the file). Idempotent.
+    fn engine(&self) -> &dyn Engine {
+        match self {
+            Target::File(db) => db,
+            Target::Remote(c) => c,
+        }
+    }
+
+    /// Releases the target (closes the file or the connection). Idempotent.
     pub fn close(&self) {
         match self {
             Target::File(db) => db.close(),
+            Target::Remote(c) => c.close(),
         }
     }
 
     /// See [`Db::create_queue`].
     pub fn create_queue(&self, name: &str, cfg: QueueConfig) -> Result<QueueInfo, CliError> {
-        match self {
-            Target::File(db) => Ok(db.create_queue(name, cfg)?),
-        }
+        Ok(self.engine().create_queue(name, cfg)?)
     }
 
     /// See [`Db::queue`].
     pub fn queue(&self, name: &str) -> Result<QueueInfo, CliError> {
-        match self {
-            Target::File(db) => Ok(db.queue(name)?),
-        }
+        Ok(self.engine().queue(name)?)
     }
 
     /// See [`Db::list_queues`].
     pub fn list_queues(&self) -> Result<Vec<QueueInfo>, CliError> {
-        match self {
-            Target::File(db) => Ok(db.list_queues()?),
-        }
+        Ok(self.engine().list_queues()?)
     }
 
     /// See [`Db::delete_queue`].
     pub fn delete_queue(&self, name: &str) -> Result<(), CliError> {
-        match self {
-            Target::File(db) => Ok(db.delete_queue(name)?),
-        }
+        Ok(self.engine().delete_queue(name)?)
     }
 
     /// See [`Db::enqueue`].
@@ -88,30 +121,29 @@ impl Target {
         payload: &[u8],
         opts: EnqueueOptions,
     ) -> Result<Receipt, CliError> {
-        match self {
-            Target::File(db) => Ok(db.enqueue(queue, key, payload, opts)?),
-        }
+        let item = EnqueueItem {
+            key: key.to_string(),
+            payload: payload.to_vec(),
+            opts,
+        };
+        let mut r = self.engine().enqueue_batch(queue, vec![item])?;
+        r.pop()
+            .ok_or_else(|| CliError::unavailable("enqueue answered no receipt"))
     }
 
     /// See [`Db::get_task`].
     pub fn get_task(&self, queue: &str, offset: u64) -> Result<TaskInfo, CliError> {
-        match self {
-            Target::File(db) => Ok(db.get_task(queue, offset)?),
-        }
+        Ok(self.engine().get_task(queue, offset)?)
     }
 
     /// See [`Db::faults`].
     pub fn faults(&self, queue: &str, offset: u64) -> Result<Vec<Fault>, CliError> {
-        match self {
-            Target::File(db) => Ok(db.faults(queue, offset)?),
-        }
+        Ok(self.engine().faults(queue, offset)?)
     }
 
     /// See [`Db::stats`].
     pub fn stats(&self, queue: &str) -> Result<QueueStats, CliError> {
-        match self {
-            Target::File(db) => Ok(db.stats(queue)?),
-        }
+        Ok(self.engine().stats(queue)?)
     }
 
     /// See [`Db::dlq_list`].
@@ -121,16 +153,12 @@ impl Target {
         after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<TaskInfo>, CliError> {
-        match self {
-            Target::File(db) => Ok(db.dlq_list(queue, after, limit)?),
-        }
+        Ok(self.engine().dlq_list(queue, after, limit)?)
     }
 
     /// See [`Db::dlq_get`].
     pub fn dlq_get(&self, queue: &str, offset: u64) -> Result<DeadLetter, CliError> {
-        match self {
-            Target::File(db) => Ok(db.dlq_get(queue, offset)?),
-        }
+        Ok(self.engine().dlq_get(queue, offset)?)
     }
 
     /// See [`Db::dlq_redrive`].
@@ -140,16 +168,12 @@ impl Target {
         offset: u64,
         mode: RedriveMode,
     ) -> Result<Receipt, CliError> {
-        match self {
-            Target::File(db) => Ok(db.dlq_redrive(queue, offset, mode)?),
-        }
+        Ok(self.engine().dlq_redrive(queue, offset, mode)?)
     }
 
     /// See [`Db::dlq_purge`].
     pub fn dlq_purge(&self, queue: &str, offset: Option<u64>) -> Result<u64, CliError> {
-        match self {
-            Target::File(db) => Ok(db.dlq_purge(queue, offset)?),
-        }
+        Ok(self.engine().dlq_purge(queue, offset)?)
     }
 }
 

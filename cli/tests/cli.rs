@@ -416,21 +416,22 @@ fn error_exit_codes() {
     db.close();
     e.ok(&["queue", "list"]);
 
-    // Remote addresses are reserved for the broker -> Unavailable (12) -> 22.
-    for addr in ["unix:///tmp/ordq.sock", "tcp://127.0.0.1:7420"] {
+    // A broker address with no broker behind it -> Unavailable (12) -> 22.
+    let no_sock = format!("unix://{}", e.dir.join("none.sock").display());
+    for addr in [no_sock.as_str(), "tcp://127.0.0.1:1"] {
         let out = Command::new(env!("CARGO_BIN_EXE_ordq"))
             .args(["--db", addr, "stats", "q"])
             .output()
             .unwrap();
-        assert_err(&out, 22, "remote mode");
+        assert_err(&out, 22, "cannot reach the broker");
     }
     // ORDQ_DB works like --db.
     let out = Command::new(env!("CARGO_BIN_EXE_ordq"))
         .args(["queue", "list"])
-        .env("ORDQ_DB", "tcp://h:1")
+        .env("ORDQ_DB", "tcp://127.0.0.1:1")
         .output()
         .unwrap();
-    assert_err(&out, 22, "remote mode");
+    assert_err(&out, 22, "cannot reach the broker");
     let out = Command::new(env!("CARGO_BIN_EXE_ordq"))
         .args(["--json", "queue", "list"])
         .env("ORDQ_DB", &e.db)

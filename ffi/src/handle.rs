@@ -1,12 +1,16 @@
 //! `ordq_db`: the database handle, its open options and its backend.
 //!
-//! The handle wraps a [`Backend`] enum; every export reaches the engine
-//! through the [`Engine`] trait, so a remote (broker) backend slots in as a
-//! new variant without changing any C signature.
+//! The handle wraps a [`Backend`] enum: a local file ([`Db`]) or a broker
+//! connection ([`Client`], remote mode). Every export reaches the engine
+//! through the [`Engine`] trait, so both behave alike behind one handle
+//! type.
 
 use crate::error::{ordq_error, Failure, FfiResult};
 use crate::status::ordq_status;
-use crate::util::{boundary, boundary_value, obj, opt_obj, str_in, usize_from_u64, Out};
+use crate::util::{
+    boundary, boundary_value, obj, opt_obj, opt_str_in, str_in, usize_from_u64, Out,
+};
+use ordq_core::client::{Client, ClientOptions};
 use ordq_core::{Db, Durability, Engine, Options};
 use std::ffi::c_char;
 use std::path::PathBuf;
@@ -30,6 +34,8 @@ pub struct ordq_db {
 enum Backend {
     /// The engine runs in this process on a local file.
     Local(Db),
+    /// The engine runs in a broker; calls go over its connection.
+    Remote(Client),
 }
 
 // The header promises thread-safe handles and immutable, shareable result
@@ -48,13 +54,17 @@ impl ordq_db {
     pub(crate) fn engine(&self) -> &dyn Engine {
         match &self.backend {
             Backend::Local(db) => db,
+            Backend::Remote(c) => c,
         }
     }
 }
 
 /// Options for `ordq_open`. Fill with `ordq_options_init`, then change
 /// fields. Values are taken as given, except that 0 means "default" for
-/// `max_batch` and `cache_size`.
+/// `max_batch`, `cache_size` and `timeout_ms`. The local-file fields
+/// (`durability` to `cache_size`) are ignored in remote mode (the broker's
+/// own options apply); the remote fields (`token` to `runtime_len`) are
+/// ignored for a file.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ordq_options {
@@ -76,6 +86,26 @@ pub struct ordq_options {
     pub max_batch: u64,
     /// Page cache size, bytes (default 64 MiB; 0 = default).
     pub cache_size: u64,
+    /// Remote mode: the broker's access token, `token_len` bytes of UTF-8.
+    /// NULL (default) reads the `ORDQ_TOKEN` environment variable (unset
+    /// or empty: no token); non-NULL with length 0 sends no token.
+    pub token: *const c_char,
+    /// Length of `token` in bytes (0 when NULL).
+    pub token_len: usize,
+    /// Remote mode: deadline of every call, ms (default 30000; 0 =
+    /// default). A claim adds its `wait_ms`. A call not answered in time
+    /// fails with `ORDQ_UNAVAILABLE`.
+    pub timeout_ms: u64,
+    /// Remote mode: client library name sent to the broker, `client_len`
+    /// bytes of UTF-8 (NULL = `"ordq-ffi/<version>"`), e.g. `"ordq-go/0.2.0"`.
+    pub client: *const c_char,
+    /// Length of `client` in bytes (0 when NULL).
+    pub client_len: usize,
+    /// Remote mode: runtime sent to the broker, `runtime_len` bytes of
+    /// UTF-8 (NULL = `"c"`), e.g. `"go1.22.1"`.
+    pub runtime: *const c_char,
+    /// Length of `runtime` in bytes (0 when NULL).
+    pub runtime_len: usize,
 }
 
 impl Default for ordq_options {
@@ -90,6 +120,13 @@ impl Default for ordq_options {
             retain_done_ms: ordq_core::clock::millis(d.retain_done),
             max_batch: d.max_batch as u64,
             cache_size: d.cache_size as u64,
+            token: std::ptr::null(),
+            token_len: 0,
+            timeout_ms: 0,
+            client: std::ptr::null(),
+            client_len: 0,
+            runtime: std::ptr::null(),
+            runtime_len: 0,
         }
     }
 }
@@ -120,6 +157,52 @@ impl ordq_options {
             ..d
         })
     }
+
+    /// The client's options, with the token from `ORDQ_TOKEN` when
+    /// `token` is NULL.
+    ///
+    /// # Safety
+    /// The string fields follow the input rules of the header.
+    unsafe fn to_client(self) -> FfiResult<ClientOptions> {
+        // SAFETY: forwarded caller contract for the string fields.
+        let (token, client, runtime) = unsafe {
+            (
+                opt_str_in(self.token, self.token_len, "opts.token")?,
+                opt_str_in(self.client, self.client_len, "opts.client")?,
+                opt_str_in(self.runtime, self.runtime_len, "opts.runtime")?,
+            )
+        };
+        let token = match token {
+            Some("") => None,
+            Some(t) => Some(t.to_string()),
+            None => env_token()?,
+        };
+        let d = ClientOptions::default();
+        Ok(ClientOptions {
+            token,
+            timeout: match self.timeout_ms {
+                0 => d.timeout,
+                ms => Duration::from_millis(ms),
+            },
+            client: client.map_or_else(
+                || concat!("ordq-ffi/", env!("CARGO_PKG_VERSION")).to_string(),
+                str::to_string,
+            ),
+            runtime: runtime.unwrap_or("c").to_string(),
+        })
+    }
+}
+
+/// The token in `ORDQ_TOKEN`: `None` when unset or empty.
+fn env_token() -> FfiResult<Option<String>> {
+    match std::env::var("ORDQ_TOKEN") {
+        Ok(t) if t.is_empty() => Ok(None),
+        Ok(t) => Ok(Some(t)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Failure::invalid(
+            "the ORDQ_TOKEN environment variable is not valid UTF-8",
+        )),
+    }
 }
 
 /// Fills `opts` with the defaults. NULL is a no-op.
@@ -139,7 +222,10 @@ pub unsafe extern "C" fn ordq_options_init(opts: *mut ordq_options) {
 /// What an `ordq_open` URI names.
 #[derive(Debug, PartialEq, Eq)]
 enum Target {
+    /// A database file.
     File(PathBuf),
+    /// A broker address (`unix://…` or `tcp://…`), checked by the client.
+    Remote,
 }
 
 fn parse_uri(uri: &str) -> FfiResult<Target> {
@@ -156,10 +242,7 @@ fn parse_uri(uri: &str) -> FfiResult<Target> {
         return Ok(Target::File(PathBuf::from(path)));
     }
     if uri.starts_with("unix://") || uri.starts_with("tcp://") {
-        return Err(Failure::new(
-            ordq_status::ORDQ_UNAVAILABLE,
-            format!("remote mode not built yet: cannot open {uri:?}"),
-        ));
+        return Ok(Target::Remote);
     }
     if let Some(i) = uri.find("://") {
         let scheme = &uri[..i];
@@ -177,11 +260,13 @@ fn parse_uri(uri: &str) -> FfiResult<Target> {
 }
 
 /// Opens a database. `uri` (`uri_len` bytes of UTF-8, not NUL-terminated)
-/// is a file path or `file://PATH` (created crash-atomically if missing);
-/// `unix://` and `tcp://` (remote mode) give `ORDQ_UNAVAILABLE` in this
-/// build. `opts` may be NULL for defaults. On success `*db_out` receives a
-/// handle to free with `ordq_db_free`. A file held by another handle or
-/// process gives `ORDQ_ALREADY_OPEN`.
+/// is a file path or `file://PATH` (created crash-atomically if missing),
+/// or a broker address `unix:///path/to/ordq.sock` or `tcp://host:port`
+/// (remote mode: the same handle, every call goes to the broker). `opts`
+/// may be NULL for defaults. On success `*db_out` receives a handle to
+/// free with `ordq_db_free`. A file held by another handle or process
+/// gives `ORDQ_ALREADY_OPEN`; a broker that cannot be reached within the
+/// timeout gives `ORDQ_UNAVAILABLE`.
 ///
 /// # Safety
 /// Pointer arguments follow the rules at the top of this header.
@@ -202,9 +287,10 @@ pub unsafe extern "C" fn ordq_open(
                 Out::new(db_out, "db_out")?,
             )
         };
-        let opts = opts.to_core()?;
         let backend = match parse_uri(uri)? {
-            Target::File(path) => Backend::Local(Db::open(path, opts)?),
+            Target::File(path) => Backend::Local(Db::open(path, opts.to_core()?)?),
+            // SAFETY: caller contract for the option struct's strings.
+            Target::Remote => Backend::Remote(Client::connect(uri, unsafe { opts.to_client() }?)?),
         };
         out.write(Box::into_raw(Box::new(ordq_db { backend })));
         Ok(())
@@ -212,7 +298,8 @@ pub unsafe extern "C" fn ordq_open(
 }
 
 /// Closes the handle: finishes queued work, makes it durable and releases
-/// the file. Idempotent; every later call on the handle (other than
+/// the file (remote mode: waits for calls in flight, then closes the
+/// connection; leases stay with the broker). Idempotent; every later call on the handle (other than
 /// `ordq_db_close` and `ordq_db_free`) returns `ORDQ_CLOSED`. The handle
 /// must still be freed with `ordq_db_free`.
 ///
@@ -279,14 +366,8 @@ mod tests {
             parse_uri("file:///tmp/j.ordq").unwrap(),
             Target::File("/tmp/j.ordq".into())
         );
-        assert_eq!(
-            parse_uri("unix:///run/ordq.sock").unwrap_err().code,
-            ordq_status::ORDQ_UNAVAILABLE
-        );
-        assert_eq!(
-            parse_uri("tcp://127.0.0.1:7000").unwrap_err().code,
-            ordq_status::ORDQ_UNAVAILABLE
-        );
+        assert_eq!(parse_uri("unix:///run/ordq.sock").unwrap(), Target::Remote);
+        assert_eq!(parse_uri("tcp://127.0.0.1:7000").unwrap(), Target::Remote);
         assert_eq!(
             parse_uri("http://x").unwrap_err().code,
             ordq_status::ORDQ_INVALID_ARGUMENT
@@ -325,5 +406,59 @@ mod tests {
             bad.to_core().unwrap_err().code,
             ordq_status::ORDQ_INVALID_ARGUMENT
         );
+    }
+
+    #[test]
+    fn remote_options_convert_and_check_their_strings() {
+        let (tok, cl, rt) = ("s3cret", "ordq-test/1", "test9");
+        let o = ordq_options {
+            token: tok.as_ptr().cast(),
+            token_len: tok.len(),
+            timeout_ms: 1500,
+            client: cl.as_ptr().cast(),
+            client_len: cl.len(),
+            runtime: rt.as_ptr().cast(),
+            runtime_len: rt.len(),
+            ..ordq_options::default()
+        };
+        // SAFETY: the strings outlive the calls below.
+        let c = unsafe { o.to_client() }.unwrap();
+        assert_eq!(c.token.as_deref(), Some(tok));
+        assert_eq!(c.timeout, Duration::from_millis(1500));
+        assert_eq!((c.client.as_str(), c.runtime.as_str()), (cl, rt));
+        // An empty, non-NULL token means "no token" (the environment is not read).
+        let none = ordq_options {
+            token_len: 0,
+            timeout_ms: 0,
+            client: std::ptr::null(),
+            client_len: 0,
+            runtime: std::ptr::null(),
+            runtime_len: 0,
+            ..o
+        };
+        // SAFETY: as above.
+        let c = unsafe { none.to_client() }.unwrap();
+        assert_eq!(c.token, None);
+        assert_eq!(c.timeout, ClientOptions::default().timeout);
+        assert!(c.client.starts_with("ordq-ffi/"), "{}", c.client);
+        assert_eq!(c.runtime, "c");
+        let bad_utf8 = [0x61u8, 0xff];
+        let bad = ordq_options {
+            runtime: bad_utf8.as_ptr().cast(),
+            runtime_len: 2,
+            ..o
+        };
+        // SAFETY: as above.
+        let e = unsafe { bad.to_client() }.unwrap_err();
+        assert_eq!(e.code, ordq_status::ORDQ_INVALID_ARGUMENT);
+        assert!(e.message.contains("opts.runtime"), "{}", e.message);
+        let null_with_len = ordq_options {
+            token: std::ptr::null(),
+            token_len: 3,
+            ..o
+        };
+        // SAFETY: as above.
+        let e = unsafe { null_with_len.to_client() }.unwrap_err();
+        assert!(e.message.contains("opts.token"), "{}", e.message);
     }
 }

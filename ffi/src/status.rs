@@ -36,7 +36,7 @@ pub enum ordq_status {
     ORDQ_IO = 10,
     /// The handle was closed.
     ORDQ_CLOSED = 11,
-    /// A remote engine could not be reached (or remote mode is not built).
+    /// A remote engine (broker) could not be reached or did not answer in time.
     ORDQ_UNAVAILABLE = 12,
     /// A required pointer argument was NULL; the message names it.
     ORDQ_NULL_POINTER = 100,

@@ -85,9 +85,27 @@ int main(void) {
     EXPECT_NULL(ordq_open(S(path), &opts, NULL, &err), "db_out");
     EXPECT_MSG(ordq_open(NULL, 0, &opts, &db, &err), ORDQ_INVALID_ARGUMENT, "empty");
     EXPECT_MSG(ordq_open(BAD_UTF8, 4, &opts, &db, &err), ORDQ_INVALID_ARGUMENT, "UTF-8");
-    EXPECT_MSG(ordq_open(S("unix:///run/ordq.sock"), NULL, &db, &err), ORDQ_UNAVAILABLE,
-               "remote mode not built yet");
+    /* Remote mode: nothing listens there. */
+    EXPECT_MSG(ordq_open(S("unix:///nonexistent-ordq-dir/ordq.sock"), NULL, &db, &err),
+               ORDQ_UNAVAILABLE, "cannot reach the broker");
     EXPECT(ordq_open(S("tcp://127.0.0.1:1"), NULL, &db, &err), ORDQ_UNAVAILABLE);
+    EXPECT_MSG(ordq_open(S("tcp://127.0.0.1"), NULL, &db, &err), ORDQ_INVALID_ARGUMENT, "port");
+    {
+        ordq_options remote = opts;
+        remote.token = NULL;
+        remote.token_len = 3;
+        EXPECT_MSG(ordq_open(S("tcp://127.0.0.1:1"), &remote, &db, &err), ORDQ_INVALID_ARGUMENT,
+                   "opts.token");
+        remote.token = BAD_UTF8;
+        remote.token_len = 4;
+        EXPECT_MSG(ordq_open(S("tcp://127.0.0.1:1"), &remote, &db, &err), ORDQ_INVALID_ARGUMENT,
+                   "UTF-8");
+        remote = opts;
+        remote.client = BAD_UTF8;
+        remote.client_len = 4;
+        EXPECT_MSG(ordq_open(S("unix:///x.sock"), &remote, &db, &err), ORDQ_INVALID_ARGUMENT,
+                   "opts.client");
+    }
     EXPECT_MSG(ordq_open(S("http://example/x"), NULL, &db, &err), ORDQ_INVALID_ARGUMENT,
                "scheme");
     {

@@ -281,6 +281,10 @@ def _receipt(rc: ordq_receipt) -> Receipt:
 
 _LIVE: "weakref.WeakSet[Db]" = weakref.WeakSet()
 
+# Who this is, for a broker's hello (remote mode).
+_CLIENT = b"ordq-python/" + _L.ordq_version_string()
+_RUNTIME = ("%s%d.%d.%d" % ((sys.implementation.name,) + tuple(sys.version_info[:3]))).encode()
+
 
 def _close_all_at_exit() -> None:
     # Close what the program left open, so its last writes are committed.
@@ -315,9 +319,13 @@ class Db:
         retain_done: Optional[Duration] = None,
         max_batch: Optional[int] = None,
         cache_size: Optional[int] = None,
+        token: Optional[str] = None,
+        timeout: Optional[Duration] = None,
     ) -> None:
         """Opens (creating it crash-atomically if missing) the database at
-        ``path``, a file path or ``file://PATH``. See :func:`ordq.open`."""
+        ``path``, a file path or ``file://PATH``, or connects to a broker at
+        ``unix:///path/to/ordq.sock`` or ``tcp://host:port``. See
+        :func:`ordq.open`."""
         self._h: Optional[Any] = None
         p = os.fspath(path)
         uri = p if isinstance(p, bytes) else _text(p, "path")
@@ -341,6 +349,13 @@ class Db:
                 setattr(opts, name, _int(v, name, 0, _U64))
         if retain_done is not None:
             opts.retain_done_ms = _ms(retain_done, "retain_done")
+        if token is not None:
+            tb = _text(token, "token")
+            opts.token, opts.token_len = tb, len(tb)
+        if timeout is not None:
+            opts.timeout_ms = _ms(timeout, "timeout", positive=True)
+        opts.client, opts.client_len = _CLIENT, len(_CLIENT)
+        opts.runtime, opts.runtime_len = _RUNTIME, len(_RUNTIME)
         h, err = DbPtr(), ErrPtr()
         st = _L.ordq_open(uri, len(uri), byref(opts), byref(h), byref(err))
         if st:
@@ -653,11 +668,22 @@ def open(path: Union[str, bytes, "os.PathLike[str]"], **options: Any) -> Db:  # 
         with ordq.open("/var/lib/app/jobs.ordq") as db:
             q = db.queue("emails", create=True)
 
-    Options: ``durability`` (``"immediate"``, the default: a call returns
+    ``path`` may also be a broker address, ``unix:///path/to/ordq.sock`` or
+    ``tcp://host:port`` (remote mode: the same API, every call goes to the
+    broker, which must be running).
+
+    File options (ignored in remote mode, where the broker's own options
+    apply): ``durability`` (``"immediate"``, the default: a call returns
     after its commit is fsynced; or ``"none"``), ``max_payload``,
     ``max_result`` (bytes, 1 MiB), ``max_key`` (1024), ``max_headers``
     (64 KiB), ``retain_done`` (seconds that results of done tasks are kept,
     24 h), ``max_batch`` (8192), ``cache_size`` (bytes, 64 MiB).
+
+    Remote options: ``token`` (the broker's access token; default: the
+    ``ORDQ_TOKEN`` environment variable; ``""`` sends none) and ``timeout``
+    (seconds, the deadline of every call, 30; a claim adds its wait). A
+    broker that cannot be reached, or a call it does not answer in time,
+    raises :class:`ordq.Unavailable`.
 
     Raises :class:`ordq.AlreadyOpen` when another handle or process holds
     the file, :class:`ordq.Corrupt` for a file that is not an ordq

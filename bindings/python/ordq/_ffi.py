@@ -36,7 +36,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 # --------------------------------------------------------------------------
 
 ORDQ_ABI_VERSION_MAJOR = 0
-ORDQ_ABI_VERSION_MINOR = 1
+ORDQ_ABI_VERSION_MINOR = 2
 ORDQ_ABI_VERSION_PATCH = 0
 ORDQ_ABI_VERSION = (
     (ORDQ_ABI_VERSION_MAJOR << 16) | (ORDQ_ABI_VERSION_MINOR << 8) | ORDQ_ABI_VERSION_PATCH
@@ -154,6 +154,13 @@ class ordq_options(Structure):
         ("retain_done_ms", c_uint64),
         ("max_batch", c_uint64),
         ("cache_size", c_uint64),
+        ("token", c_char_p),
+        ("token_len", c_size_t),
+        ("timeout_ms", c_uint64),
+        ("client", c_char_p),
+        ("client_len", c_size_t),
+        ("runtime", c_char_p),
+        ("runtime_len", c_size_t),
     ]
 
 

@@ -221,6 +221,24 @@ def test_already_open(db_path: Path) -> None:
         pass
 
 
+def test_remote_open_options_are_checked() -> None:
+    # Nothing listens on port 1: the options are accepted, the broker is not there.
+    with pytest.raises(ordq.Unavailable) as e:
+        ordq.open("tcp://127.0.0.1:1", token="s3cret", timeout=0.5)
+    assert "cannot reach the broker" in e.value.message
+    with pytest.raises(ordq.InvalidArgument):
+        ordq.open("tcp://127.0.0.1:1", timeout=-1)
+    with pytest.raises(ordq.InvalidArgument):
+        ordq.open("tcp://127.0.0.1:1", timeout=0)
+    with pytest.raises(TypeError):
+        ordq.open("tcp://127.0.0.1:1", token=7)
+    with pytest.raises(ordq.InvalidArgument) as e:
+        ordq.open("tcp://127.0.0.1:1", token="\udc80")
+    assert "opts.token" in e.value.message
+    with pytest.raises(ordq.InvalidArgument):
+        ordq.open("tcp://127.0.0.1")
+
+
 def test_open_errors(tmp_path: Path) -> None:
     with pytest.raises(ordq.Unavailable):
         ordq.open("unix:///tmp/ordq.sock")

@@ -69,7 +69,15 @@ pub(crate) fn check_abi(library: u32) -> Result<()> {
     Ok(())
 }
 
+/// Client name sent to a broker in remote mode.
+const CLIENT: &str = concat!("ordq-rust/", env!("CARGO_PKG_VERSION"));
+
+/// The C options; string fields borrow from `o` (and [`CLIENT`]).
 fn c_options(o: &Options) -> ordq_options {
+    let (token, token_len) = match &o.token {
+        Some(t) => (t.as_ptr().cast(), t.len()),
+        None => (std::ptr::null(), 0),
+    };
     ordq_options {
         durability: match o.durability {
             Durability::Immediate => ORDQ_DURABILITY_IMMEDIATE,
@@ -82,6 +90,14 @@ fn c_options(o: &Options) -> ordq_options {
         retain_done_ms: millis(o.retain_done),
         max_batch: o.max_batch,
         cache_size: o.cache_size,
+        token,
+        token_len,
+        // A sub-millisecond timeout rounds up: 0 would mean "the default".
+        timeout_ms: o.timeout.map_or(0, |d| millis(d).max(1)),
+        client: CLIENT.as_ptr().cast(),
+        client_len: CLIENT.len(),
+        runtime: "rust".as_ptr().cast(),
+        runtime_len: "rust".len(),
     }
 }
 
@@ -153,10 +169,13 @@ fn lease_ms(lease: Option<Duration>) -> Result<u64> {
 
 impl Db {
     /// Opens (creating crash-atomically if missing) the database at `uri`:
-    /// a file path or `file://PATH`. `unix://` and `tcp://` (remote mode)
-    /// are [`ErrorKind::Unavailable`] in this build. A file held by
-    /// another handle or process is [`ErrorKind::AlreadyOpen`]. First
-    /// checks the library's ABI version ([`ErrorKind::AbiMismatch`]).
+    /// a file path or `file://PATH`; or connects to a broker at
+    /// `unix:///path/to/ordq.sock` or `tcp://host:port` (remote mode: the
+    /// same API, every call goes to the broker; see [`Options::token`] and
+    /// [`Options::timeout`]). A file held by another handle or process is
+    /// [`ErrorKind::AlreadyOpen`]; a broker that cannot be reached is
+    /// [`ErrorKind::Unavailable`]. First checks the library's ABI version
+    /// ([`ErrorKind::AbiMismatch`]).
     pub fn open(uri: &str, opts: &Options) -> Result<Db> {
         check_abi(sys::abi_version())?;
         let handle = DbHandle::open(uri, &c_options(opts))?;

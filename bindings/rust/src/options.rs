@@ -20,14 +20,20 @@ pub enum Durability {
     None,
 }
 
-/// Options of [`crate::Db::open`].
+/// Options of [`crate::Db::open`]. The file fields (`durability` to
+/// `cache_size`) apply to a database file and are ignored in remote mode
+/// (the broker's own options apply); `token` and `timeout` apply to a
+/// broker address (`unix://…`, `tcp://…`) only.
 ///
 /// ```
 /// # use ordq::{Durability, Options};
+/// # use std::time::Duration;
 /// let opts = Options::new().durability(Durability::None).max_payload(64 << 10);
 /// assert_eq!(opts.max_payload, 64 << 10);
+/// let remote = Options::new().token("s3cret").timeout(Duration::from_secs(5));
+/// assert_eq!(remote.timeout, Some(Duration::from_secs(5)));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Options {
     /// Commit durability (default [`Durability::Immediate`]).
@@ -48,6 +54,30 @@ pub struct Options {
     pub max_batch: u64,
     /// Page cache size, bytes (default 64 MiB).
     pub cache_size: u64,
+    /// Remote mode: the broker's access token. `None` (default) reads the
+    /// `ORDQ_TOKEN` environment variable; `Some("")` sends no token.
+    pub token: Option<String>,
+    /// Remote mode: deadline of every call (`None` = 30 s; millisecond
+    /// resolution); a claim adds its wait. A call not answered in time
+    /// fails with [`crate::ErrorKind::Unavailable`].
+    pub timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("durability", &self.durability)
+            .field("max_payload", &self.max_payload)
+            .field("max_result", &self.max_result)
+            .field("max_key", &self.max_key)
+            .field("max_headers", &self.max_headers)
+            .field("retain_done", &self.retain_done)
+            .field("max_batch", &self.max_batch)
+            .field("cache_size", &self.cache_size)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl Default for Options {
@@ -61,6 +91,8 @@ impl Default for Options {
             retain_done: Duration::from_secs(24 * 3600),
             max_batch: 8192,
             cache_size: 64 << 20,
+            token: None,
+            timeout: None,
         }
     }
 }
@@ -108,6 +140,16 @@ impl Options {
     /// Sets [`Options::cache_size`] (0 = default).
     pub fn cache_size(mut self, bytes: u64) -> Self {
         self.cache_size = bytes;
+        self
+    }
+    /// Sets [`Options::token`] (remote mode).
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+    /// Sets [`Options::timeout`] (remote mode).
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = Some(d);
         self
     }
 }
