@@ -19,7 +19,9 @@
 //! sent again only when repeating it is harmless (reads, `ping`, `sync`,
 //! `heartbeat`, `start`, `complete` — a repeated completion answers
 //! `duplicate = true`); any other fails with `Unavailable` saying its
-//! outcome is unknown.
+//! outcome is unknown. A request the broker answers with `Unavailable`
+//! (it refused to run it: it is shutting down) is tried again, after a
+//! pause, until the deadline.
 //!
 //! **Leases belong to workers**, not connections: a dropped connection
 //! releases nothing, so after reconnecting a worker heartbeats and
@@ -846,7 +848,7 @@ impl Inner {
                     why,
                 } => {
                     let (due, backoff) = ((*retry_at).min(last_call), *backoff);
-                    if now >= due && !tried_last {
+                    if now >= due && !tried_last && now < deadline {
                         tried_last = now >= last_call;
                         *g = Link::Connecting;
                         drop(g);
@@ -915,6 +917,7 @@ impl Inner {
         let deadline = self.deadline(extra);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let frame: Arc<[u8]> = req.encode(id).into();
+        let mut pause = BACKOFF_INITIAL;
         loop {
             let conn = self.conn(deadline)?;
             if frame.len() > conn.max_frame {
@@ -931,7 +934,24 @@ impl Inner {
             let rx_before = conn.rx.load(Ordering::Relaxed);
             conn.send(frame.clone(), slot.clone(), deadline);
             match slot.wait(deadline) {
-                Fate::Answer(bytes) => return RawResponse::parse(&bytes)?.into_result(),
+                Fate::Answer(bytes) => match RawResponse::parse(&bytes)?.into_result() {
+                    // The engine never answers Unavailable: the broker
+                    // refused to run the request (it is shutting down).
+                    // Try again, after a pause, until the deadline.
+                    Err(Error::Unavailable(m)) => {
+                        let left = remaining(deadline);
+                        if left.is_zero() {
+                            return Err(Error::Unavailable(format!(
+                                "the broker at {} did not run {}: {m}",
+                                self.uri,
+                                req.op()
+                            )));
+                        }
+                        std::thread::sleep(pause.min(left));
+                        pause = (pause * 2).min(BACKOFF_MAX);
+                    }
+                    r => return r,
+                },
                 Fate::NotSent => {
                     conn.unregister(id);
                 }

@@ -724,6 +724,79 @@ fn reconnects_to_a_restarted_broker() {
 }
 
 #[test]
+fn concurrent_calls_ride_out_broker_restarts() {
+    const THREADS: usize = 4;
+    let mut s = Served::new();
+    let c = Client::connect(&s.unix(), opts(Duration::from_secs(10))).unwrap();
+    c.create_queue("q", QueueConfig::default()).unwrap();
+    let stop = AtomicBool::new(false);
+    let (unknown, per_thread) = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (c, stop) = (&c, &stop);
+                sc.spawn(move || {
+                    let (mut unknown, mut done) = (0, Vec::new());
+                    let mut i = 0;
+                    while !stop.load(Ordering::Acquire) {
+                        let key = format!("t{t}-{i}");
+                        let it = item(
+                            &key,
+                            key.as_bytes(),
+                            EnqueueOptions {
+                                idempotency_key: Some(key.clone()),
+                                ..EnqueueOptions::default()
+                            },
+                        );
+                        // An unknown outcome is retried with the same
+                        // idempotency key until it is known.
+                        let r = loop {
+                            match c.enqueue_batch("q", vec![it.clone()]) {
+                                Ok(r) => break r,
+                                Err(e) => {
+                                    assert_eq!(e.code(), ErrorCode::Unavailable, "{e}");
+                                    unknown += 1;
+                                }
+                            }
+                        };
+                        // Reads are resent by the client itself: never an error.
+                        c.stats("q").unwrap();
+                        done.push((r[0].offset, key));
+                        i += 1;
+                    }
+                    (unknown, done)
+                })
+            })
+            .collect();
+        for _ in 0..2 {
+            std::thread::sleep(Duration::from_millis(300));
+            s.stop();
+            std::thread::sleep(Duration::from_millis(100));
+            s.start();
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Release);
+        let mut unknown = 0;
+        let mut all = Vec::new();
+        for h in hs {
+            let (u, d) = h.join().unwrap();
+            unknown += u;
+            all.extend(d);
+        }
+        (unknown, all)
+    });
+    // Every task exists exactly once, at the offset its caller was told.
+    let st = c.stats("q").unwrap();
+    assert_eq!(
+        st.totals.enqueued,
+        per_thread.len() as u64,
+        "{unknown} unknown outcomes"
+    );
+    for (off, key) in &per_thread {
+        assert_eq!(&c.get_task("q", *off).unwrap().key, key);
+    }
+}
+
+#[test]
 fn leases_outlive_connections_and_fencing_still_holds() {
     let mut s = Served::new();
     let c = s.client(&s.unix());
