@@ -16,7 +16,7 @@ use serde::Deserialize;
 use std::io::{self, BufWriter, Read, Write};
 use std::net::Shutdown;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,8 +67,10 @@ impl FrameReader {
         }
     }
 
-    /// The next frame; `deadline` bounds the whole wait.
-    fn next(&mut self, deadline: Option<Instant>) -> Next {
+    /// The next frame; `deadline` bounds the whole wait. Once `stopping`
+    /// is set, frames already buffered are still returned but the socket
+    /// is not read again (the broker stops reading requests).
+    fn next(&mut self, deadline: Option<Instant>, stopping: &AtomicBool) -> Next {
         let mut frame = Vec::new();
         loop {
             let avail = &self.buf[self.start..self.end];
@@ -89,6 +91,9 @@ impl FrameReader {
             frame.extend_from_slice(avail);
             self.start = 0;
             self.end = 0;
+            if stopping.load(Ordering::Acquire) {
+                return Next::Eof;
+            }
             if let Some(d) = deadline {
                 let left = d.saturating_duration_since(Instant::now());
                 if left.is_zero() || self.stream.set_read_timeout(Some(left)).is_err() {
@@ -179,7 +184,7 @@ impl Conn {
         let cfg = &self.shared.cfg;
         let deadline = Instant::now() + cfg.hello_timeout;
         let frame = loop {
-            match self.reader.next(Some(deadline)) {
+            match self.reader.next(Some(deadline), &self.shared.stopping) {
                 Next::Frame(f) if blank(&f) => {}
                 Next::Frame(f) => break f,
                 Next::TimedOut => {
@@ -272,7 +277,7 @@ impl Conn {
             return end;
         }
         loop {
-            let frame = match self.reader.next(None) {
+            let frame = match self.reader.next(None, &self.shared.stopping) {
                 Next::Frame(f) if blank(&f) => continue,
                 Next::Frame(f) => f,
                 Next::TooLong => return self.oversized(),
@@ -280,13 +285,6 @@ impl Conn {
             };
             self.shared.metrics.bytes_in(frame.len() + 1);
             if !self.acquire() {
-                return End::Quiet;
-            }
-            if self.shared.stopping.load(Ordering::Acquire) {
-                self.answer(Answer::err(
-                    lenient_id(&frame),
-                    &Error::Unavailable("the broker is shutting down".into()),
-                ));
                 return End::Quiet;
             }
             self.handle(&frame);
