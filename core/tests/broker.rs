@@ -626,6 +626,18 @@ fn an_oversized_frame_closes_only_its_own_connection() {
     assert!(v.get("id").is_none(), "{v}");
     assert_eq!(v["error"]["name"], "TOO_LARGE");
     c.assert_closed();
+    // Before hello, a frame may be 64 KiB at most, whatever the limit.
+    let big = Env::new("broker-big-hello");
+    let b2 = big.unix_only(|_| {});
+    let mut c = Raw::connect(&b2.addrs()[0]);
+    c.send_raw(&vec![b' '; 65 << 10]);
+    let v = c.recv().unwrap();
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("65536"),
+        "{v}"
+    );
+    c.assert_closed();
+    b2.shutdown().unwrap();
     // ...and one exactly at the limit is served.
     let mut c = Raw::hello(&uri, None);
     c.send_raw(frame(4096).as_bytes());

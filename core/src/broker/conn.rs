@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 
 /// A client that reads nothing for this long is disconnected.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest `hello` frame: before authentication a client may not make the
+/// broker buffer a whole `max_frame`.
+const MAX_HELLO: usize = 64 << 10;
 /// Read buffer of a connection.
 const READ_BUF: usize = 64 << 10;
 /// Write buffer of a connection.
@@ -183,6 +186,7 @@ impl Conn {
     fn hello(&mut self) -> Result<(), End> {
         let cfg = &self.shared.cfg;
         let deadline = Instant::now() + cfg.hello_timeout;
+        self.reader.max = cfg.max_frame.min(MAX_HELLO);
         let frame = loop {
             match self.reader.next(Some(deadline), &self.shared.stopping) {
                 Next::Frame(f) if blank(&f) => {}
@@ -196,10 +200,11 @@ impl Conn {
                         )),
                     ))
                 }
-                Next::TooLong => return Err(self.oversized()),
+                Next::TooLong => return Err(self.oversized(self.reader.max)),
                 Next::Eof | Next::Failed => return Err(End::Quiet),
             }
         };
+        self.reader.max = cfg.max_frame;
         if self.reader.stream.set_read_timeout(None).is_err() {
             return Err(End::Quiet);
         }
@@ -260,12 +265,11 @@ impl Conn {
         Ok(())
     }
 
-    fn oversized(&self) -> End {
+    fn oversized(&self, limit: usize) -> End {
         self.fatal(
             Reject::Oversized,
             Error::TooLarge(format!(
-                "frame exceeds the limit of {} bytes; closing the connection",
-                self.shared.cfg.max_frame
+                "frame exceeds the limit of {limit} bytes; closing the connection"
             )),
         )
     }
@@ -280,7 +284,7 @@ impl Conn {
             let frame = match self.reader.next(None, &self.shared.stopping) {
                 Next::Frame(f) if blank(&f) => continue,
                 Next::Frame(f) => f,
-                Next::TooLong => return self.oversized(),
+                Next::TooLong => return self.oversized(self.reader.max),
                 Next::Eof | Next::Failed | Next::TimedOut => return End::Quiet,
             };
             self.shared.metrics.bytes_in(frame.len() + 1);
