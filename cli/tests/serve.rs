@@ -186,3 +186,60 @@ fn unsafe_configurations_are_refused_with_one_clear_line() {
         Some(2)
     );
 }
+
+#[test]
+fn token_file_tcp_and_metrics_flags_work() {
+    let dir = Dir::new();
+    let db = dir.0.join("db.ordq");
+    let token = dir.0.join("token");
+    std::fs::write(&token, "t0ken-from-file\n").unwrap();
+    let mut child = ordq(&["serve", "--db", db.to_str().unwrap()])
+        .args(["--listen", "tcp://127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .arg("--token-file")
+        .arg(&token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = [String::new(), String::new()];
+    for l in &mut lines {
+        out.read_line(l).unwrap();
+    }
+    let tcp = lines[0].trim().rsplit("tcp://").next().unwrap().to_string();
+    let http = lines[1]
+        .trim()
+        .strip_prefix("ordq: metrics on http://")
+        .and_then(|s| s.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("{lines:?}"))
+        .to_string();
+    let hello = |token: &str| {
+        let s = std::net::TcpStream::connect(&tcp).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut w = s.try_clone().unwrap();
+        let f = json!({"id": 1, "op": "hello", "args": {"protocol": 1, "token": token}});
+        w.write_all(format!("{f}\n").as_bytes()).unwrap();
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).unwrap();
+        serde_json::from_str::<Value>(&line).unwrap()
+    };
+    // The trailing newline of the file is not part of the token.
+    assert!(hello("t0ken-from-file")["ok"].is_object());
+    assert_eq!(hello("t0ken-from-file\n")["error"]["code"], 1);
+    assert_eq!(hello("wrong")["error"]["code"], 1);
+    let mut s = std::net::TcpStream::connect(&http).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut m = String::new();
+    std::io::Read::read_to_string(&mut s, &mut m).unwrap();
+    assert!(m.starts_with("HTTP/1.1 200"), "{m}");
+    assert!(
+        m.contains("ordq_broker_connections_rejected_total{reason=\"auth\"} 2"),
+        "{m}"
+    );
+    // SAFETY: signalling our own child process.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(15)), 0);
+}
