@@ -30,9 +30,9 @@ const READ_BUF: usize = 64 << 10;
 /// Write buffer of a connection.
 const WRITE_BUF: usize = 64 << 10;
 /// After an error that closes the connection, how long unread input is
-/// drained so the client receives the error instead of a reset, and how
-/// much of it at most.
+/// drained so the client receives the error instead of a reset.
 const LINGER: Duration = Duration::from_millis(250);
+/// Most input drained that way.
 const LINGER_BYTES: usize = 1 << 20;
 
 /// What reading the next frame gave.
