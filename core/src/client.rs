@@ -345,6 +345,10 @@ struct Conn {
     max_frame: usize,
     /// The broker's per-connection in-flight limit.
     max_inflight: usize,
+    /// The reconnect backoff in effect when this connection was made: a
+    /// connection that dies before answering anything continues it, so a
+    /// broker that accepts and drops at once is not hammered.
+    backoff: Duration,
 }
 
 impl Conn {
@@ -661,7 +665,7 @@ impl Client {
             closed: AtomicBool::new(false),
         };
         let deadline = inner.deadline(Duration::ZERO);
-        let conn = inner.dial(deadline).map_err(|d| match d {
+        let conn = inner.dial(deadline, BACKOFF_INITIAL).map_err(|d| match d {
             Dial::Refused(e) => e,
             Dial::Failed(why) => {
                 Error::Unavailable(format!("cannot reach the broker at {uri}: {why}"))
@@ -729,7 +733,7 @@ impl Inner {
     }
 
     /// Connects, says hello and starts the reader thread.
-    fn dial(&self, deadline: Instant) -> std::result::Result<Arc<Conn>, Dial> {
+    fn dial(&self, deadline: Instant, backoff: Duration) -> std::result::Result<Arc<Conn>, Dial> {
         let failed = |e: io::Error| Dial::Failed(e.to_string());
         let mut stream = self.addr.dial(deadline).map_err(failed)?;
         let hello = Request::Hello(Hello {
@@ -793,6 +797,7 @@ impl Inner {
                 ok.max_frame
             },
             max_inflight: ok.max_inflight.max(1),
+            backoff,
         });
         let c = conn.clone();
         std::thread::Builder::new()
@@ -822,10 +827,18 @@ impl Inner {
                 Link::Up(c) if c.alive() => return Ok(c.clone()),
                 Link::Up(c) => {
                     let why = lock(&c.pending).why.clone();
-                    *g = Link::Down {
-                        retry_at: now,
-                        backoff: BACKOFF_INITIAL,
-                        why,
+                    *g = if c.rx.load(Ordering::Relaxed) > 0 {
+                        Link::Down {
+                            retry_at: now,
+                            backoff: BACKOFF_INITIAL,
+                            why,
+                        }
+                    } else {
+                        Link::Down {
+                            retry_at: now + c.backoff,
+                            backoff: (c.backoff * 2).min(BACKOFF_MAX),
+                            why,
+                        }
                     };
                 }
                 Link::Connecting => {
@@ -852,7 +865,7 @@ impl Inner {
                         tried_last = now >= last_call;
                         *g = Link::Connecting;
                         drop(g);
-                        let r = self.dial(deadline);
+                        let r = self.dial(deadline, backoff);
                         g = lock(&self.link);
                         let closed = matches!(*g, Link::Closed);
                         self.link_changed.notify_all();
