@@ -9,7 +9,7 @@ build:
 	$(CARGO) build --release --workspace
 
 ## test: every suite of the repo, plus format and lint checks.
-test: lint header-check test-rust test-c test-go test-python
+test: lint header-check test-rust test-c test-go test-python test-cross
 
 test-rust:
 	$(CARGO) test --workspace
@@ -114,9 +114,21 @@ test-python:
 	ORDQ_LIBRARY=$(CURDIR)/target/release/libordq.so $(PYTHON) bench/python/bench.py \
 	  --skip-core --jobs 2000 --per-call-jobs 300
 
-## demo: the main job — keyed tasks, worker threads, injected failures.
+## test-cross: the cross-language test (tests/cross/scenario.py): `ordq
+## serve` on a Unix socket, a Rust producer enqueueing 20,000 tasks over 500
+## keys while two Go, two Rust and two Python worker processes work the same
+## queue; one worker is SIGKILLed holding leases and restarted, a zombie's
+## stale completes must be refused; then ordq-cross-check verifies the run
+## from the database file (exactly once, per-key order, fencing, shares).
+## Builds what it runs (cargo release, go build).
+.PHONY: test-cross
+test-cross:
+	CARGO="$(CARGO)" GO="$(GO)" $(PYTHON) tests/cross/scenario.py
+
+## demo: the main job — the same scenario at 3,000 tasks with live
+## progress and the final report (needs cargo, go and python3).
 demo:
-	$(CARGO) run --release -p ordq-examples --bin demo
+	CARGO="$(CARGO)" GO="$(GO)" $(PYTHON) tests/cross/scenario.py --demo
 
 ## bench: throughput and latency figures (see docs/PERFORMANCE.md).
 bench:
