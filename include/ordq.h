@@ -54,6 +54,13 @@
  * Blocking calls (ordq_claim with wait_ms, commits) block only the calling
  * thread.
  *
+ * Remote mode: ordq_open("unix:///path/ordq.sock" | "tcp://host:port")
+ * connects to a broker (`ordq serve`) and returns the same handle; every
+ * call works the same. Token and timeout come from ordq_options (or the
+ * ORDQ_TOKEN environment variable). A call the broker cannot answer by its
+ * deadline returns ORDQ_UNAVAILABLE; reconnects are automatic. See the
+ * "Remote mode" section of docs/FFI.md for what is retried.
+ *
  * Versions: ordq_abi_version() returns the library's ABI version packed as
  * (major << 16 | minor << 8 | patch); ORDQ_ABI_VERSION is the header's.
  * A binding must refuse a library with a different major version (and,
