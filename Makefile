@@ -1,7 +1,7 @@
 # ordq — build, test, demo, bench. Every target does its own set-up.
 CARGO ?= cargo
 
-.PHONY: all build test test-rust test-c test-go test-python lint fmt demo bench clean header header-check cbindgen
+.PHONY: all build test test-rust test-c test-go test-python lint fmt demo bench bench-broker clean header header-check cbindgen
 
 all: build
 
@@ -130,9 +130,19 @@ test-cross:
 demo:
 	CARGO="$(CARGO)" GO="$(GO)" $(PYTHON) tests/cross/scenario.py --demo
 
-## bench: throughput and latency figures (see docs/PERFORMANCE.md).
+## bench: throughput and latency figures (see docs/PERFORMANCE.md): the
+## engine, then the same jobs through the broker (bench-broker).
 bench:
 	$(CARGO) run --release -p ordq-bench
+	$(MAKE) bench-broker
+
+## bench-broker: end-to-end jobs/s through `ordq serve` with 1, 2, 4 Rust
+## and Go worker processes, beside the embedded figure of the same run.
+## Options: BENCH_BROKER_ARGS="--jobs 50k --modes batched,pipelined ..."
+bench-broker:
+	$(CARGO) build --release -p ordq-cli -p ordq-ffi -p ordq-bench
+	cd bench/go && $(GO) build -o $(CURDIR)/target/release/ordq-bench-go-worker ./brokerworker
+	./target/release/ordq-bench broker $(BENCH_BROKER_ARGS)
 
 clean:
 	$(CARGO) clean

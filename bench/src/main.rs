@@ -8,12 +8,16 @@
 //!     [--durability immediate|none] [--only NAME,...] [--dir PATH]
 //! ```
 //!
+//! `ordq-bench broker [...]` measures end-to-end jobs/s through the broker
+//! instead (`broker` module; `--help` for its options).
+//!
 //! Env vars `ORDQ_BENCH_JOBS`, `ORDQ_BENCH_PER_CALL_JOBS`,
 //! `ORDQ_BENCH_DURABILITY`, `ORDQ_BENCH_ONLY` and `ORDQ_BENCH_DIR` set the
 //! same things (the flags win). See docs/PERFORMANCE.md.
 
 mod abi;
 mod baseline;
+mod broker;
 mod measure;
 mod scenarios;
 mod sys;
@@ -254,6 +258,12 @@ fn details(m: &Measure, jobs_word: &str) -> String {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("broker") => std::process::exit(broker::main(&args[1..])),
+        Some("broker-worker") => std::process::exit(broker::worker::main(&args[1..])),
+        _ => {}
+    }
     let c = match parse_args() {
         Ok(c) => c,
         Err(e) => {

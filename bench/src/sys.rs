@@ -12,7 +12,7 @@ const TICKS_PER_SEC: f64 = 100.0;
 const WRITER_THREAD: &str = "ordq-writer";
 
 /// utime + stime, in seconds, from a `/proc/.../stat` line.
-fn cpu_secs_of(stat: &str) -> Option<f64> {
+pub(crate) fn cpu_secs_of(stat: &str) -> Option<f64> {
     // The command name (field 2) may hold spaces; fields after its ')'
     // start at field 3 (state): utime is field 14, stime field 15.
     let rest = &stat[stat.rfind(')')? + 1..];
