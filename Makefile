@@ -9,7 +9,7 @@ build:
 	$(CARGO) build --release --workspace
 
 ## test: every suite of the repo, plus format and lint checks.
-test: lint header-check test-rust test-c test-go test-python test-cross
+test: lint header-check test-rust test-c test-go test-python test-cross bench-broker-smoke
 
 test-rust:
 	$(CARGO) test --workspace
@@ -139,10 +139,20 @@ bench:
 ## bench-broker: end-to-end jobs/s through `ordq serve` with 1, 2, 4 Rust
 ## and Go worker processes, beside the embedded figure of the same run.
 ## Options: BENCH_BROKER_ARGS="--jobs 50k --modes batched,pipelined ..."
-bench-broker:
+bench-broker: bench-broker-build
+	./target/release/ordq-bench broker $(BENCH_BROKER_ARGS)
+
+## bench-broker-smoke (part of make test): the broker bench once with tiny
+## sizes and every runtime and mode, so it keeps working; fails on any
+## failed run (a worker error, totals that disagree with the work done).
+.PHONY: bench-broker-build bench-broker-smoke
+bench-broker-smoke: bench-broker-build
+	./target/release/ordq-bench broker --jobs 600 --per-call-jobs 200 --workers 1,2 \
+	  --runtimes rust,rust-core,go --modes batched,per-call,pipelined --per-call-loops 4 --producers 2
+
+bench-broker-build:
 	$(CARGO) build --release -p ordq-cli -p ordq-ffi -p ordq-bench
 	cd bench/go && $(GO) build -o $(CURDIR)/target/release/ordq-bench-go-worker ./brokerworker
-	./target/release/ordq-bench broker $(BENCH_BROKER_ARGS)
 
 clean:
 	$(CARGO) clean

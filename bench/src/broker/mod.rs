@@ -795,11 +795,13 @@ pub fn main(args: &[String]) -> i32 {
     println!(
         "CPU columns: share of wall time (100% = one core) from the start to the last worker's \
          exit; broker = the whole ordq serve process, writer = its ordq-writer thread; embedded \
-         rows show the bench process and its writer."
+         rows show the bench process and its writer. ops/commit = the writer's operations per \
+         commit during the run (ordq_engine_operations_total / ordq_engine_commits_total)."
     );
     if let Some((rate, what)) = best_batched {
         println!(
-            "best batched figure through the broker: {} jobs/s ({what}): {:.0}% of the {} target{}",
+            "best figure with batched calls through the broker: {} jobs/s ({what}): {:.0}% of the \
+             {} target{}",
             thousands(rate),
             rate / TARGET * 100.0,
             thousands(TARGET),
