@@ -20,8 +20,8 @@
 //! `heartbeat`, `start`, `complete` — a repeated completion answers
 //! `duplicate = true`); any other fails with `Unavailable` saying its
 //! outcome is unknown. A request the broker answers with `Unavailable`
-//! (it refused to run it: it is shutting down) is tried again, after a
-//! pause, until the deadline.
+//! (the engine never does: the broker refused to run it) is tried again,
+//! after a pause, until the deadline.
 //!
 //! **Leases belong to workers**, not connections: a dropped connection
 //! releases nothing, so after reconnecting a worker heartbeats and
@@ -949,8 +949,8 @@ impl Inner {
             match slot.wait(deadline) {
                 Fate::Answer(bytes) => match RawResponse::parse(&bytes)?.into_result() {
                     // The engine never answers Unavailable: the broker
-                    // refused to run the request (it is shutting down).
-                    // Try again, after a pause, until the deadline.
+                    // refused to run the request. Try again, after a
+                    // pause, until the deadline.
                     Err(Error::Unavailable(m)) => {
                         let left = remaining(deadline);
                         if left.is_zero() {
