@@ -9,7 +9,7 @@ build:
 	$(CARGO) build --release --workspace
 
 ## test: every suite of the repo, plus format and lint checks.
-test: lint header-check test-rust test-c test-go test-python test-cross bench-broker-smoke
+test: lint header-check test-rust test-c test-go test-python test-broker test-cross bench-broker-smoke
 
 test-rust:
 	$(CARGO) test --workspace
@@ -113,6 +113,20 @@ test-python:
 	  $(PYTHON) -m pytest -q -p no:cacheprovider
 	ORDQ_LIBRARY=$(CURDIR)/target/release/libordq.so $(PYTHON) bench/python/bench.py \
 	  --skip-core --jobs 2000 --per-call-jobs 300
+
+## test-broker: the API suites of the Rust crate, the Go package and the
+## Python package once more with ORDQ_TEST_MODE=broker: each test database
+## is served by its own `ordq serve` (the debug build) on a Unix socket and
+## opened by address, so embedded and remote mode cannot drift. Tests about
+## the local file (file lock, file options) skip with the reason.
+.PHONY: test-broker
+test-broker:
+	$(CARGO) build -p ordq-cli
+	$(CARGO) build --release -p ordq-ffi
+	ORDQ_TEST_MODE=broker ORDQ_BIN=$(CURDIR)/target/debug/ordq $(CARGO) test -p ordq
+	cd bindings/go && ORDQ_TEST_MODE=broker ORDQ_BIN=$(CURDIR)/target/debug/ordq $(GO) test -count=1 ./...
+	cd bindings/python && ORDQ_TEST_MODE=broker ORDQ_BIN=$(CURDIR)/target/debug/ordq \
+	  ORDQ_LIBRARY=$(CURDIR)/target/release/libordq.so $(PYTHON) -m pytest -q -p no:cacheprovider -rsx
 
 ## test-cross: the cross-language test (tests/cross/scenario.py): `ordq
 ## serve` on a Unix socket, a Rust producer enqueueing 20,000 tasks over 500

@@ -11,9 +11,18 @@ import (
 	"time"
 )
 
+// openTemp opens a fresh database, closed at cleanup: a file in a
+// temporary directory, or with ORDQ_TEST_MODE=broker a broker's address
+// (file options then have no effect: the broker's own apply).
 func openTemp(t testing.TB, opts ...Option) *DB {
 	t.Helper()
-	db, err := Open(filepath.Join(t.TempDir(), "q.ordq"), opts...)
+	uri := ""
+	if brokerMode(t) {
+		uri = startBroker(t)
+	} else {
+		uri = filepath.Join(t.TempDir(), "q.ordq")
+	}
+	db, err := Open(uri, opts...)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -42,6 +51,7 @@ func wantCode(t testing.TB, err error, sentinel *Error) {
 }
 
 func TestOpenCloseIdempotent(t *testing.T) {
+	skipInBrokerMode(t, "AlreadyOpen from the file lock and reopening the same file")
 	path := filepath.Join(t.TempDir(), "a.ordq")
 	db, err := Open(path)
 	if err != nil {
@@ -199,6 +209,7 @@ func TestEnqueueClaimComplete(t *testing.T) {
 }
 
 func TestEnqueueErrors(t *testing.T) {
+	skipInBrokerMode(t, "the limits are file options (WithMaxPayload, ...); a broker applies its own")
 	ctx := context.Background()
 	db := openTemp(t, WithMaxPayload(8), WithMaxKey(4), WithMaxHeaders(4), WithMaxResult(2))
 	q := mustQueue(t, db, "q", QueueConfig{})

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import ordq
+from conftest import local_only
 
 
 def now_ms() -> int:
@@ -361,6 +362,7 @@ def test_complete_batch_reports_each_item(q: ordq.Queue) -> None:
         q.complete_batch(["nope"])
 
 
+@local_only("max_result is a file option; a broker applies its own")
 def test_complete_batch_too_large_result_fails_whole_call(db_path: Path) -> None:
     with ordq.open(db_path, durability="none", max_result=4) as db:
         q = db.queue("q", create=True)
@@ -450,6 +452,7 @@ def test_dlq_purge(q: ordq.Queue) -> None:
         q.dlq.purge(4)
 
 
+@local_only("retain_done is a file option; a broker applies its own")
 def test_retention_prunes_results(db_path: Path) -> None:
     with ordq.open(db_path, durability="none", retain_done=0) as db:
         q = db.queue("q", create=True)

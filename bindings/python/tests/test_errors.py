@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import ordq
+from conftest import BROKER_MODE, local_only
 from ordq import _ffi
 from ordq.errors import error_for
 
@@ -83,6 +84,7 @@ def test_stale_token_is_lease_lost(q: ordq.Queue) -> None:
     le2.complete()
 
 
+@local_only("max_payload and max_headers are file options; a broker applies its own")
 def test_too_large(db_path: Path) -> None:
     with ordq.open(db_path, durability="none", max_payload=100, max_headers=10) as db:
         q = db.queue("q", create=True)
@@ -189,6 +191,12 @@ def test_closed_database(db_path: Path) -> None:
         assert e.value.code == 11
 
 
+@pytest.mark.xfail(
+    BROKER_MODE,
+    strict=True,
+    reason="remote-mode bug: Client::close drains in-flight calls (a long-poll claim) before closing,"
+    " so close blocks for the claim's wait and the claim is not failed with Closed",
+)
 def test_close_wakes_a_blocked_claim_in_another_thread(db_path: Path) -> None:
     db = ordq.open(db_path, durability="none")
     q = db.queue("q", create=True)
@@ -211,6 +219,7 @@ def test_close_wakes_a_blocked_claim_in_another_thread(db_path: Path) -> None:
     assert db._h is None  # freed once the claim returned
 
 
+@local_only("AlreadyOpen from the file lock of a second local open")
 def test_already_open(db_path: Path) -> None:
     with ordq.open(db_path) as db:
         db.queue("q", create=True)

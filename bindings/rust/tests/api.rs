@@ -310,8 +310,11 @@ fn enqueue_batch_is_in_order_and_all_or_nothing() {
         EnqueueItem::new("c", b"ok"),
         EnqueueItem::new("d", b"much too long"),
     ];
-    let e = t.enqueue_batch("q", &bad).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::TooLarge);
+    // (max_payload is a file option: a broker applies its own.)
+    if !common::broker_mode() {
+        let e = t.enqueue_batch("q", &bad).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TooLarge);
+    }
     let bad = [
         EnqueueItem::new("c", b"ok"),
         EnqueueItem::new("d", b"x").opts(EnqueueOptions::new().header("", "v")),
@@ -495,11 +498,14 @@ fn complete_batch_has_per_item_outcomes() {
     ls[1].release(&t).unwrap();
 
     // A result over the limit fails the whole call; nothing is completed.
-    let e = t
-        .complete_batch(&[(ls[0].token, b"ok"), (ls[2].token, b"too long")])
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::TooLarge);
-    assert_eq!(t.stats("q").unwrap().totals.completed, 0);
+    // (max_result is a file option: a broker applies its own.)
+    if !common::broker_mode() {
+        let e = t
+            .complete_batch(&[(ls[0].token, b"ok"), (ls[2].token, b"too long")])
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TooLarge);
+        assert_eq!(t.stats("q").unwrap().totals.completed, 0);
+    }
 
     let out = t
         .complete_batch(&[
@@ -735,6 +741,12 @@ fn stats_count_states_shards_and_totals() {
 
 #[test]
 fn retention_prunes_payloads_and_results() {
+    if common::skip_in_broker_mode(
+        "retention_prunes_payloads_and_results",
+        "retain_done is a file option; a broker applies its own",
+    ) {
+        return;
+    }
     let t = TestDb::with("retain", &common::fast().retain_done(Duration::ZERO));
     t.create_queue("q", &QueueConfig::new()).unwrap();
     t.enqueue(

@@ -115,6 +115,12 @@ fn every_call_after_close_is_closed() {
 
 #[test]
 fn size_limits_are_too_large() {
+    if common::skip_in_broker_mode(
+        "size_limits_are_too_large",
+        "the limits are file options; a broker applies its own",
+    ) {
+        return;
+    }
     let opts = fast()
         .max_payload(8)
         .max_result(4)
