@@ -257,6 +257,8 @@ enum Reply {
 struct Slot {
     state: Mutex<SlotState>,
     ready: Condvar,
+    /// A claim that may wait for work: closing does not wait for it.
+    long_poll: bool,
 }
 
 /// The fate of one attempt, as the caller sees it.
@@ -376,14 +378,17 @@ impl Conn {
 
     /// Registers request `id`, waiting (until `deadline`) for room under
     /// the broker's in-flight limit. `Ok(None)`: the connection is dead.
-    fn register(&self, id: u64, deadline: Instant) -> Result<Option<Arc<Slot>>> {
+    fn register(&self, id: u64, long_poll: bool, deadline: Instant) -> Result<Option<Arc<Slot>>> {
         let mut p = lock(&self.pending);
         loop {
             if !p.open {
                 return Ok(None);
             }
             if p.slots.len() < self.max_inflight {
-                let slot = Arc::new(Slot::default());
+                let slot = Arc::new(Slot {
+                    long_poll,
+                    ..Slot::default()
+                });
                 p.slots.insert(id, slot.clone());
                 return Ok(Some(slot));
             }
@@ -414,10 +419,11 @@ impl Conn {
         s
     }
 
-    /// Waits until no request is in flight, or `deadline`.
+    /// Waits until no request is in flight other than claims waiting for
+    /// work, or `deadline`.
     fn drain(&self, deadline: Instant) {
         let mut p = lock(&self.pending);
-        while p.open && !p.slots.is_empty() {
+        while p.open && p.slots.values().any(|s| !s.long_poll) {
             let left = remaining(deadline);
             if left.is_zero() {
                 return;
@@ -690,8 +696,10 @@ impl Client {
     }
 
     /// Waits (up to the timeout) for requests in flight to be answered,
-    /// then closes the connection. Idempotent; every later call fails with
-    /// `Closed`. Leases stay with the broker until they expire.
+    /// then closes the connection; a claim waiting for work is not waited
+    /// for but fails with `Closed` at once, as with the local engine.
+    /// Idempotent; every later call fails with `Closed`. Leases stay with
+    /// the broker until they expire.
     pub fn close(&self) {
         self.inner.close();
     }
@@ -941,7 +949,8 @@ impl Inner {
                     conn.max_frame
                 )));
             }
-            let Some(slot) = conn.register(id, deadline)? else {
+            let long_poll = matches!(req, Request::Claim(c) if c.wait_ms > 0);
+            let Some(slot) = conn.register(id, long_poll, deadline)? else {
                 continue;
             };
             let rx_before = conn.rx.load(Ordering::Relaxed);

@@ -878,23 +878,30 @@ fn close_finishes_and_later_calls_are_closed() {
     Engine::close(&c).unwrap();
     assert_eq!(c.list_queues().unwrap_err(), Error::Closed);
     assert_eq!(c.ping().unwrap_err(), Error::Closed);
-    // Closing from one thread while another waits in a claim.
+    // Closing from one thread while another waits in a claim: as with the
+    // local engine, the waiting claim is woken with Closed at once, and
+    // close does not wait for it.
     let c = s.client(&s.unix());
     std::thread::scope(|sc| {
         let h = sc.spawn(|| {
-            c.claim(
+            let t0 = Instant::now();
+            let r = c.claim(
                 "q",
                 "w",
                 ClaimOptions {
-                    wait: Duration::from_millis(500),
+                    wait: Duration::from_secs(10),
                     ..ClaimOptions::default()
                 },
-            )
+            );
+            (r, t0.elapsed())
         });
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(200));
+        let t0 = Instant::now();
         c.close();
-        // The claim in flight was answered before the connection closed.
-        assert_eq!(h.join().unwrap(), Ok(vec![]));
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        let (r, took) = h.join().unwrap();
+        assert_eq!(r, Err(Error::Closed));
+        assert!(took < Duration::from_secs(3), "{took:?}");
     });
     assert_eq!(c.stats("q").unwrap_err(), Error::Closed);
 }

@@ -191,12 +191,6 @@ def test_closed_database(db_path: Path) -> None:
         assert e.value.code == 11
 
 
-@pytest.mark.xfail(
-    BROKER_MODE,
-    strict=True,
-    reason="remote-mode bug: Client::close drains in-flight calls (a long-poll claim) before closing,"
-    " so close blocks for the claim's wait and the claim is not failed with Closed",
-)
 def test_close_wakes_a_blocked_claim_in_another_thread(db_path: Path) -> None:
     db = ordq.open(db_path, durability="none")
     q = db.queue("q", create=True)
