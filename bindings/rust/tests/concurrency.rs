@@ -97,6 +97,25 @@ fn an_arc_db_moves_into_spawned_threads() {
 }
 
 #[test]
+fn close_wakes_a_claim_waiting_for_work() {
+    let t = TestDb::queue("wake", &QueueConfig::new());
+    thread::scope(|s| {
+        let h = s.spawn(|| {
+            let t0 = Instant::now();
+            let r = t.claim("q", "w", &ClaimOptions::new().wait(Duration::from_secs(10)));
+            (r.map(|l| l.len()), t0.elapsed())
+        });
+        thread::sleep(Duration::from_millis(200));
+        let t0 = Instant::now();
+        t.close().unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        let (r, took) = h.join().unwrap();
+        assert_eq!(r.unwrap_err().kind(), ErrorKind::Closed);
+        assert!(took < Duration::from_secs(3), "{took:?}");
+    });
+}
+
+#[test]
 fn close_racing_with_calls_gives_closed_not_a_crash() {
     let t = TestDb::queue("race", &QueueConfig::new());
     let ok = AtomicU64::new(0);
