@@ -36,6 +36,7 @@ use crate::protocol::{
     Enqueue, Expiry, Fail, Heartbeat, Hello, HelloOk, NoArgs, Purged, QueueRef, RawResponse,
     Receipts, Request, TaskRef, TokenRef, WireDeadLetter, WireLease, PROTOCOL_VERSION,
 };
+use crate::stream::Stream;
 use crate::types::{
     Completion, DeadLetter, FailOutcome, Fault, Lease, QueueInfo, QueueStats, Receipt, TaskInfo,
     Token,
@@ -163,64 +164,6 @@ impl Addr {
                 }))
             }
         }
-    }
-}
-
-/// A connected socket of either kind.
-enum Stream {
-    Unix(UnixStream),
-    Tcp(TcpStream),
-}
-
-impl Stream {
-    fn try_clone(&self) -> io::Result<Stream> {
-        Ok(match self {
-            Stream::Unix(s) => Stream::Unix(s.try_clone()?),
-            Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
-        })
-    }
-
-    fn shutdown(&self) {
-        let _ = match self {
-            Stream::Unix(s) => s.shutdown(Shutdown::Both),
-            Stream::Tcp(s) => s.shutdown(Shutdown::Both),
-        };
-    }
-
-    fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        match self {
-            Stream::Unix(s) => s.set_read_timeout(d),
-            Stream::Tcp(s) => s.set_read_timeout(d),
-        }
-    }
-
-    fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        match self {
-            Stream::Unix(s) => s.set_write_timeout(d),
-            Stream::Tcp(s) => s.set_write_timeout(d),
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.read(buf),
-            Stream::Tcp(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.write(buf),
-            Stream::Tcp(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
@@ -369,7 +312,7 @@ impl Conn {
             }
             std::mem::take(&mut p.slots)
         };
-        self.ctl.shutdown();
+        self.ctl.shutdown(Shutdown::Both);
         self.changed.notify_all();
         for s in slots.values() {
             s.set_reply(Reply::Lost(why.to_string()));

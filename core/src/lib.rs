@@ -32,6 +32,7 @@ pub mod protocol;
 mod queue;
 pub mod record;
 mod store;
+mod stream;
 pub mod tables;
 pub mod types;
 mod writer;
