@@ -1,5 +1,6 @@
 //! Rendering helpers: timestamps, payload bytes, JSON views of tasks.
 
+use ordq_core::protocol::b64::encode as base64;
 use ordq_core::{Fault, TaskInfo};
 use serde_json::{json, Value};
 
@@ -29,28 +30,6 @@ pub fn format_ts(ms: u64) -> String {
         rem % 60,
         ms % 1000
     )
-}
-
-/// Standard base64 with padding.
-pub fn base64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Bytes as `(encoding, text)`: `utf8` when valid UTF-8, else `base64`.

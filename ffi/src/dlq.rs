@@ -51,7 +51,7 @@ pub unsafe extern "C" fn ordq_dlq_list_json(
             .dlq_list(queue, has_after.then_some(after), limit)?;
         let arr = tasks
             .iter()
-            .map(json::task_value)
+            .map(json::to_value)
             .collect::<Result<Vec<_>, _>>()?;
         out.write(json::to_bytes(&Value::Array(arr))?);
         Ok(())

@@ -1,55 +1,19 @@
 //! JSON documents for the admin calls (task info, faults, stats, dead
 //! letters, queue info). Shapes are documented in docs/FFI.md. Bytes
 //! (payload, result) are standard base64 with padding (RFC 4648 §4), as on
-//! the broker's wire protocol.
+//! the broker's wire protocol: `TaskInfo` serialises them so itself.
 
 use crate::bytes::ordq_bytes;
 use crate::error::{Failure, FfiResult};
 use crate::status::ordq_status;
-use ordq_core::{DeadLetter, TaskInfo};
+use ordq_core::DeadLetter;
 use serde::Serialize;
 use serde_json::Value;
-
-/// Standard base64 (RFC 4648 §4) with `=` padding.
-pub(crate) fn base64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// A task as JSON, with `payload` and `result` as base64 strings or null.
-pub(crate) fn task_value(t: &TaskInfo) -> FfiResult<Value> {
-    let mut v = to_value(t)?;
-    if let Value::Object(m) = &mut v {
-        for (name, bytes) in [("payload", &t.payload), ("result", &t.result)] {
-            let enc = bytes
-                .as_deref()
-                .map_or(Value::Null, |b| Value::String(base64(b)));
-            m.insert(name.to_string(), enc);
-        }
-    }
-    Ok(v)
-}
 
 /// A dead letter as `{"task": {...}, "faults": [...]}`.
 pub(crate) fn dead_letter_value(d: &DeadLetter) -> FfiResult<Value> {
     let mut m = serde_json::Map::new();
-    m.insert("task".into(), task_value(&d.task)?);
+    m.insert("task".into(), to_value(&d.task)?);
     m.insert("faults".into(), to_value(&d.faults)?);
     Ok(Value::Object(m))
 }
@@ -77,7 +41,7 @@ pub(crate) fn to_bytes(v: &Value) -> FfiResult<ordq_bytes> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use ordq_core::protocol::b64::encode as base64;
 
     #[test]
     fn base64_rfc4648_vectors() {

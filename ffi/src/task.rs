@@ -34,7 +34,7 @@ pub unsafe extern "C" fn ordq_task_get_json(
             )
         };
         let task = db.engine().get_task(queue, offset)?;
-        out.write(json::to_bytes(&json::task_value(&task)?)?);
+        out.write(json::to_bytes(&json::to_value(&task)?)?);
         Ok(())
     })
 }
