@@ -342,14 +342,24 @@ impl Conn {
                     p.slots.len()
                 )));
             }
-            p.waiters += 1;
-            p = self
-                .changed
-                .wait_timeout(p, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-            p.waiters -= 1;
+            p = self.wait_changed(p, left);
         }
+    }
+
+    /// Waits (at most `left`) for a request to leave `pending`.
+    fn wait_changed<'a>(
+        &self,
+        mut p: MutexGuard<'a, Pending>,
+        left: Duration,
+    ) -> MutexGuard<'a, Pending> {
+        p.waiters += 1;
+        let mut p = self
+            .changed
+            .wait_timeout(p, left)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+        p.waiters -= 1;
+        p
     }
 
     /// Removes request `id` (answered, timed out or not sent).
@@ -371,13 +381,7 @@ impl Conn {
             if left.is_zero() {
                 return;
             }
-            p.waiters += 1;
-            p = self
-                .changed
-                .wait_timeout(p, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-            p.waiters -= 1;
+            p = self.wait_changed(p, left);
         }
     }
 
