@@ -24,7 +24,8 @@
 //!   1, `always` tasks dead after `max_attempts` faults; every fault is
 //!   accounted for (one per unfinished attempt);
 //! - the worker killed with SIGKILL held leases that expired under its name
-//!   and were finished later under a higher fence;
+//!   and were finished later under a higher fence (or, when the expired
+//!   lease was the task's last attempt, dead-lettered by that expiry);
 //! - every stale-token completion a worker tried (the zombie) was refused
 //!   with LEASE_LOST after the task had been leased again;
 //! - each runtime (go, rust, python) completed at least `--min-share` of
@@ -586,6 +587,7 @@ fn check(a: &Args) -> Res<Violations> {
             v.add("kill", format!("{id} held no leases when killed"));
         }
         let mut later_by: BTreeMap<String, u64> = BTreeMap::new();
+        let mut dead_on_expiry = 0u64;
         for l in &held {
             let (off, fence) = (
                 l["offset"].as_u64().unwrap_or(u64::MAX),
@@ -602,13 +604,28 @@ fn check(a: &Args) -> Res<Violations> {
                 Some(t) if t.ev.fence > fence => {
                     *later_by.entry(t.ev.worker.clone()).or_default() += 1
                 }
+                // The expired lease was the task's last attempt: the expiry
+                // itself dead-letters it, under that lease's fence and name.
+                Some(t)
+                    if t.ev.kind == EventKind::Dead
+                        && t.ev.fence == fence
+                        && t.ev.worker == id
+                        && t.ev.attempt >= raw.info.config.max_attempts =>
+                {
+                    dead_on_expiry += 1
+                }
                 _ => v.add(
                     "kill",
                     format!("task {off} was not finished under a fence above {fence}"),
                 ),
             }
         }
-        let by: Vec<String> = later_by.iter().map(|(w, c)| format!("{w} {c}")).collect();
+        let mut by: Vec<String> = later_by.iter().map(|(w, c)| format!("{w} {c}")).collect();
+        if dead_on_expiry > 0 {
+            by.push(format!(
+                "{dead_on_expiry} dead-lettered by the expiry of their last attempt"
+            ));
+        }
         kill_lines.push(format!(
             "{id} was SIGKILLed holding {} leases: each expired as a fault of {id} at its fence, \
              and was finished later under a higher fence ({})",
@@ -842,6 +859,11 @@ mod tests {
         Unfinished,
         /// Only go-1 works.
         OnlyGo,
+        /// rs-1 "is killed" holding a claim that includes a task's last
+        /// attempt: its leases expire, one of them dead-letters the task.
+        KilledOnLastAttempt,
+        /// rs-1 reports itself killed holding a lease it in fact completed.
+        KilledButCompleted,
     }
 
     const TASKS: u64 = 60;
@@ -896,6 +918,8 @@ mod tests {
         let workers = ["go-1", "rs-1", "py-1"];
         let mut completed: BTreeMap<&str, u64> = BTreeMap::new();
         let left = u64::from(mode == Mode::Unfinished);
+        let kills = matches!(mode, Mode::KilledOnLastAttempt | Mode::KilledButCompleted);
+        let mut killed = false;
         for turn in 0.. {
             let s = db.stats("cross").unwrap();
             if s.done + s.dead + left == TASKS {
@@ -907,12 +931,35 @@ mod tests {
             } else {
                 workers[turn % 3]
             };
+            if killed && w == "rs-1" {
+                continue;
+            }
             let opts = ClaimOptions {
                 max: 4,
                 wait: Duration::from_millis(20),
+                lease: kills.then_some(Duration::from_millis(150)),
                 ..ClaimOptions::default()
             };
-            for l in db.claim("cross", w, opts).unwrap() {
+            let leases = db.claim("cross", w, opts).unwrap();
+            let last_try = leases
+                .iter()
+                .any(|l| behaviour(l.offset) == "always" && l.attempt == 3);
+            if kills && w == "rs-1" && last_try {
+                let held: Vec<Value> = leases
+                    .iter()
+                    .map(|l| json!({"offset": l.offset, "fence": l.token.fence}))
+                    .collect();
+                let marker = json!({"id": w, "pid": 0, "leases": held});
+                cross_write(&dir.join("ctl").join("hung-rs-1.json"), &marker);
+                killed = true;
+                if mode == Mode::KilledButCompleted {
+                    let l = &leases[0];
+                    let result = json!({"w": w, "f": l.token.fence});
+                    db.complete(l.token, result.to_string().as_bytes()).unwrap();
+                }
+                continue;
+            }
+            for l in leases {
                 let b = behaviour(l.offset);
                 if mode == Mode::Unfinished && l.offset == TASKS - 1 {
                     continue;
@@ -936,6 +983,9 @@ mod tests {
         let producer = json!({"tasks": TASKS, "keys": 5, "ok": counts["ok"], "once": counts["once"],
             "always": counts["always"]});
         cross_write(&dir.join("producer.json"), &producer);
+        if kills {
+            assert!(killed, "rs-1 never claimed a last attempt");
+        }
         for (w, c) in &completed {
             let r = json!({"id": w, "runtime": runtime_of(w), "completed": c, "lease_lost": 0, "final": true});
             cross_write(&dir.join("workers").join(format!("{w}.0.json")), &r);
@@ -964,6 +1014,24 @@ mod tests {
     #[test]
     fn a_clean_run_passes() {
         assert_eq!(checks(&run(Mode::Clean)), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn a_killed_workers_last_attempt_is_dead_lettered_by_its_expiry() {
+        assert_eq!(checks(&run(Mode::KilledOnLastAttempt)), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn a_lease_the_killed_worker_completed_is_found() {
+        let v = run(Mode::KilledButCompleted);
+        // The completed lease did not expire: no fault of rs-1 at its fence.
+        assert!(
+            v.by_check.get("kill").is_some_and(|k| k
+                .iter()
+                .any(|m| m.starts_with("rs-1's lease of task") && m.ends_with("fault None"))),
+            "{:?}",
+            v.by_check
+        );
     }
 
     #[test]
