@@ -177,6 +177,10 @@ func TestEnqueueClaimComplete(t *testing.T) {
 	wantCode(t, err, ErrLeaseLost)
 	wantCode(t, l.Release(ctx), ErrLeaseLost)
 	wantCode(t, l.Start(ctx), ErrLeaseLost)
+	// Of the refusals, only the Fail (an outcome) is a rollback.
+	if st, err := q.Stats(ctx); err != nil || st.Totals.Rollbacks != 1 {
+		t.Fatalf("rollbacks after a refused Fail: %+v %v", st, err)
+	}
 
 	task, err := q.Task(ctx, 0)
 	if err != nil {

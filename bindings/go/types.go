@@ -84,6 +84,7 @@ type Totals struct {
 	Released     uint64 `json:"released"`      // Release calls
 	Redriven     uint64 `json:"redriven"`      // redrives
 	Purged       uint64 `json:"purged"`        // dead letters purged
+	Rollbacks    uint64 `json:"rollbacks"`     // Complete/Fail calls refused by fencing (lease lost)
 }
 
 // QueueStats are a queue's current counts and lifetime totals.

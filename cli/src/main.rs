@@ -588,8 +588,8 @@ fn stats_out(s: &ordq_core::QueueStats) {
     println!("next_offset         {}", s.next_offset);
     let t = &s.totals;
     println!(
-        "totals              enqueued={} completed={} failed={} retried={} dead_lettered={} lease_expired={} released={} redriven={} purged={}",
-        t.enqueued, t.completed, t.failed, t.retried, t.dead_lettered, t.lease_expired, t.released, t.redriven, t.purged
+        "totals              enqueued={} completed={} failed={} retried={} dead_lettered={} lease_expired={} released={} redriven={} purged={} rollbacks={}",
+        t.enqueued, t.completed, t.failed, t.retried, t.dead_lettered, t.lease_expired, t.released, t.redriven, t.purged, t.rollbacks
     );
     println!();
     println!(

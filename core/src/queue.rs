@@ -450,6 +450,14 @@ impl QueueSched {
         }
     }
 
+    /// Counts an outcome (`complete`/`fail`) refused by fencing; the count
+    /// is persisted with the batch's commit.
+    fn rollback(&mut self, e: Error) -> Error {
+        self.qs.totals.rollbacks += 1;
+        self.dirty = true;
+        e
+    }
+
     /// Ends the head's lease (not its task).
     fn end_lease(&mut self, lane_id: u64) {
         let h = &self.lanes[&lane_id].tasks[0];
@@ -520,7 +528,7 @@ impl QueueSched {
                         });
                     }
                 }
-                return Err(e);
+                return Err(self.rollback(e));
             }
         };
         self.end_lease(lane_id);
@@ -631,7 +639,7 @@ impl QueueSched {
         error: &str,
         retryable: bool,
     ) -> Result<FailOutcome> {
-        let lane_id = self.check(t)?;
+        let lane_id = self.check(t).map_err(|e| self.rollback(e))?;
         let mut cut = error.len().min(MAX_ERROR);
         while !error.is_char_boundary(cut) {
             cut -= 1;

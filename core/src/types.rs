@@ -251,6 +251,11 @@ pub struct Totals {
     pub redriven: u64,
     /// Dead letters purged.
     pub purged: u64,
+    /// Rollbacks: `complete` or `fail` calls refused by fencing because the
+    /// token's lease was lost (expired and, usually, leased again). The
+    /// work of that attempt was thrown away; another attempt owns the task.
+    #[serde(default)]
+    pub rollbacks: u64,
 }
 
 /// Per-shard load.

@@ -2760,6 +2760,23 @@ fn stats_totals_of_release_expiry_redrive_purge() {
     t.complete(ls[3].token, b"").unwrap();
     t.clock.advance(ms(10_001));
     t.sync().unwrap();
+    // Outcomes refused by fencing are rollbacks; other refusals and a
+    // repeated completion are not.
+    assert_eq!(code(t.complete(ls[4].token, b"late")), ErrorCode::LeaseLost);
+    assert_eq!(
+        code(t.fail(ls[1].token, "again", true)),
+        ErrorCode::LeaseLost
+    );
+    let batch = t
+        .complete_batch(vec![
+            (ls[4].token, b"x".to_vec()),
+            (ls[0].token, b"y".to_vec()),
+        ])
+        .unwrap();
+    assert!(batch.iter().all(|r| r.is_err()));
+    assert_eq!(code(t.heartbeat(ls[4].token, None)), ErrorCode::LeaseLost);
+    assert_eq!(code(t.release(ls[4].token)), ErrorCode::LeaseLost);
+    assert!(t.complete(ls[3].token, b"").unwrap().duplicate);
     t.dlq_redrive("q", 1, RedriveMode::Head).unwrap();
     t.dlq_purge("q", Some(2)).unwrap();
     let s = t.stats("q").unwrap();
@@ -2773,6 +2790,7 @@ fn stats_totals_of_release_expiry_redrive_purge() {
         released: 1,
         redriven: 1,
         purged: 1,
+        rollbacks: 4,
     };
     assert_eq!(s.totals, want);
     assert_eq!(

@@ -962,6 +962,12 @@ fn metrics_over_http() {
         json!({"queue": "jobs", "items": [{"key": "k", "payload": ""}]}),
     );
     c.call("stats", json!({"queue": "missing"}));
+    // A stale complete is refused by fencing and counted as a rollback.
+    let l = c.ok("claim", json!({"queue": "jobs", "worker": "w1"}));
+    let mut stale = l[0]["token"].clone();
+    stale["fence"] = json!(stale["fence"].as_u64().unwrap() + 1000);
+    let r = c.ok("complete", json!({"items": [{"token": stale}]}));
+    assert_eq!(r[0]["error"]["name"], "LEASE_LOST", "{r}");
     let get = |req: &[u8]| {
         let mut s = TcpStream::connect(http).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -979,8 +985,9 @@ fn metrics_over_http() {
         "ordq_broker_requests_total{op=\"enqueue\"} 1\n",
         "ordq_broker_requests_total{op=\"hello\"} 1\n",
         "ordq_broker_errors_total{code=\"NOT_FOUND\"} 1\n",
-        "ordq_broker_request_seconds_count 4\n",
-        "ordq_queue_ready{queue=\"jobs\"} 1\n",
+        "ordq_broker_request_seconds_count 6\n",
+        "ordq_queue_leased{queue=\"jobs\"} 1\n",
+        "ordq_queue_rollbacks_total{queue=\"jobs\"} 1\n",
         "ordq_queue_enqueued_total{queue=\"jobs\"} 1\n",
         "ordq_engine_commits_total ",
     ] {

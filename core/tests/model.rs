@@ -749,6 +749,13 @@ impl Model {
         Ok(())
     }
 
+    /// A refused `complete`/`fail` of this queue's token is a rollback.
+    fn rolled_back(&mut self, tok: &Token) {
+        if tok.queue_id == self.qid {
+            self.totals.rollbacks += 1;
+        }
+    }
+
     fn complete(&mut self, tok: &Token, result: &[u8]) -> Exp<Completion> {
         if !self.valid(tok) {
             if let Some(t) = self.tasks.get(tok.offset as usize) {
@@ -762,6 +769,7 @@ impl Model {
                 }
             }
             count("refused stale tokens");
+            self.rolled_back(tok);
             return Err(ErrorCode::LeaseLost);
         }
         count("completes");
@@ -797,6 +805,7 @@ impl Model {
     /// Expected fail outcome; for `Retry` the range `[lo, hi]` of the delay.
     fn fail(&mut self, tok: &Token, error: &str, retryable: bool) -> Exp<(FailOutcome, u64, u64)> {
         if !self.valid_or_count(tok) {
+            self.rolled_back(tok);
             return Err(ErrorCode::LeaseLost);
         }
         let o = tok.offset as usize;
@@ -1586,6 +1595,7 @@ impl Harness {
                 assert_eq!(c.committed_at, task.finished_at);
             } else {
                 assert_eq!(got.err(), Some(ErrorCode::LeaseLost), "stale {t:?}");
+                self.m.rolled_back(&t);
             }
             assert_eq!(
                 code(self.db.heartbeat(t, None)).err(),
@@ -1594,6 +1604,7 @@ impl Harness {
         }
         // Tokens grow strictly, across reopens too.
         assert!(self.m.tokens.windows(2).all(|w| w[0].fence < w[1].fence));
+        // The refused completions above are counted as rollbacks, durably.
         self.reopen();
         self.check();
     }

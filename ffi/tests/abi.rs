@@ -458,6 +458,7 @@ fn json_shapes_match_the_docs() {
         "released",
         "redriven",
         "purged",
+        "rollbacks",
     ] {
         assert!(stats["totals"].get(k).is_some(), "totals lack {k}");
     }

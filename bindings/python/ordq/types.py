@@ -230,6 +230,8 @@ class Totals:
     released: int = 0
     redriven: int = 0
     purged: int = 0
+    #: complete/fail calls refused by fencing (the lease was lost)
+    rollbacks: int = 0
 
 
 @dataclass(frozen=True)

@@ -342,6 +342,8 @@ def test_expired_lease_is_lost(db: ordq.Db, q: ordq.Queue) -> None:
     assert le2.attempt == 2
     (f,) = q.faults(le.offset)
     assert f.kind == "expired" and f.worker == "w"
+    # The refused complete is a rollback; the refused heartbeat is not.
+    assert q.stats().totals.rollbacks == 1
 
 
 def test_complete_batch_reports_each_item(q: ordq.Queue) -> None:

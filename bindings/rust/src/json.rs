@@ -301,6 +301,7 @@ struct WireTotals {
     released: u64,
     redriven: u64,
     purged: u64,
+    rollbacks: u64,
 }
 
 #[derive(Deserialize)]
@@ -348,6 +349,7 @@ impl WireStats {
                 released: t.released,
                 redriven: t.redriven,
                 purged: t.purged,
+                rollbacks: t.rollbacks,
             },
         }
     }

@@ -302,6 +302,9 @@ pub struct Totals {
     pub redriven: u64,
     /// Dead letters purged.
     pub purged: u64,
+    /// `complete`/`fail` calls refused by fencing (the lease was lost):
+    /// work thrown away because another attempt owns the task.
+    pub rollbacks: u64,
 }
 
 /// Counts of a queue.

@@ -605,7 +605,9 @@ fn an_expired_lease_is_lost_and_counts_as_an_attempt() {
     assert_eq!(f[0].kind, FaultKind::Expired);
     let l2 = claim_one(&t, "q");
     assert_eq!(l2.attempt, 2);
-    assert_eq!(t.stats("q").unwrap().totals.lease_expired, 1);
+    let totals = t.stats("q").unwrap().totals;
+    assert_eq!(totals.lease_expired, 1);
+    assert_eq!(totals.rollbacks, 1, "the refused complete is a rollback");
 }
 
 #[test]

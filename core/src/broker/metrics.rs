@@ -262,7 +262,7 @@ fn render_queues(o: &mut String, db: &Db) {
         Err(_) => Vec::new(),
     };
     type Field = fn(&crate::types::QueueStats) -> f64;
-    let series: [(&str, &str, &str, Field); 16] = [
+    let series: [(&str, &str, &str, Field); 17] = [
         ("ordq_queue_ready", "gauge", "Tasks ready.", |s| {
             s.ready as f64
         }),
@@ -323,6 +323,12 @@ fn render_queues(o: &mut String, db: &Db) {
             "counter",
             "Leases that expired.",
             |s| s.totals.lease_expired as f64,
+        ),
+        (
+            "ordq_queue_rollbacks_total",
+            "counter",
+            "complete/fail calls refused by fencing (lease lost): work thrown away.",
+            |s| s.totals.rollbacks as f64,
         ),
         (
             "ordq_queue_released_total",

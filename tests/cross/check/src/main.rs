@@ -28,6 +28,8 @@
 //!   lease was the task's last attempt, dead-lettered by that expiry);
 //! - every stale-token completion a worker tried (the zombie) was refused
 //!   with LEASE_LOST after the task had been leased again;
+//! - the engine's `rollbacks` total equals the refused zombie completes
+//!   plus the LEASE_LOST answers to complete/fail the workers report;
 //! - each runtime (go, rust, python) completed at least `--min-share` of
 //!   the tasks.
 //!
@@ -647,6 +649,7 @@ fn check(a: &Args) -> Res<Violations> {
             .push(r);
     }
     let mut zombie_tries = 0usize;
+    let mut zombie_refused = 0u64;
     let mut zombie_lines = Vec::new();
     for r in &reports {
         let id = r["id"].as_str().unwrap_or("?");
@@ -655,6 +658,7 @@ fn check(a: &Args) -> Res<Violations> {
             let off = z["offset"].as_u64().unwrap_or(u64::MAX);
             let stale = z["stale_fence"].as_u64().unwrap_or(0);
             let refused = z["refused"].as_bool() == Some(true);
+            zombie_refused += u64::from(refused);
             let expired = matches!(raw.faults.get(&(off, stale)), Some(f) if f.kind == FaultKind::Expired && f.worker == id);
             let finished = raw.terminal.get(&off).and_then(|t| t.first());
             let new_fence = z["new_fence"].as_u64().unwrap_or(0);
@@ -750,6 +754,20 @@ fn check(a: &Args) -> Res<Violations> {
     {
         v.add("totals", format!("stats {stats:?} vs log: {done} done, {dead} dead, {failed_total} failures, {expired_total} expiries"));
     }
+    // Every outcome refused by fencing is a rollback in the engine's
+    // totals, and every one was seen by a worker (a zombie try or a
+    // LEASE_LOST answer to complete/fail).
+    let seen_rollbacks = zombie_refused + reported_lease_lost;
+    if tot.rollbacks != seen_rollbacks {
+        v.add(
+            "rollbacks",
+            format!(
+                "the engine counted {} rollbacks, the workers saw {seen_rollbacks} \
+                 ({zombie_refused} refused zombie completes + {reported_lease_lost} LEASE_LOST answers)",
+                tot.rollbacks
+            ),
+        );
+    }
 
     // -- report.
     let pct = |c: u64| 100.0 * c as f64 / done.max(1) as f64;
@@ -827,6 +845,11 @@ fn check(a: &Args) -> Res<Violations> {
     for l in &zombie_lines {
         println!("               {l}");
     }
+    println!(
+        "  rollbacks    {} in the engine's totals = refused zombie completes + LEASE_LOST answers the workers saw   {}",
+        num(tot.rollbacks),
+        v.ok("rollbacks")
+    );
     if v.by_check.is_empty() {
         println!("RESULT: all checks passed");
     } else {
@@ -864,6 +887,8 @@ mod tests {
         KilledOnLastAttempt,
         /// rs-1 reports itself killed holding a lease it in fact completed.
         KilledButCompleted,
+        /// A stale complete no worker reports: an unexplained rollback.
+        UnreportedRollback,
     }
 
     const TASKS: u64 = 60;
@@ -985,6 +1010,16 @@ mod tests {
                 *completed.entry(w).or_default() += 1;
             }
         }
+        if mode == Mode::UnreportedRollback {
+            let t = db.get_task("cross", 0).unwrap();
+            let stale = ordq_core::Token {
+                queue_id: db.queue("cross").unwrap().id,
+                offset: 0,
+                fence: t.fence + 1_000,
+            };
+            let e = db.complete(stale, b"{}").unwrap_err();
+            assert_eq!(e.code(), ordq_core::ErrorCode::LeaseLost);
+        }
         db.close();
 
         let producer = json!({"tasks": TASKS, "keys": 5, "ok": counts["ok"], "once": counts["once"],
@@ -1039,6 +1074,12 @@ mod tests {
             "{:?}",
             v.by_check
         );
+    }
+
+    #[test]
+    fn a_rollback_no_worker_saw_is_found() {
+        let v = run(Mode::UnreportedRollback);
+        assert_eq!(checks(&v), ["rollbacks"], "{:?}", v.by_check);
     }
 
     #[test]
