@@ -53,7 +53,7 @@ C_TESTS := cycle bad_input
 C_WARN := -std=c99 -Wall -Wextra -Werror -pedantic -g -Iinclude
 C_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 C_LINK := -Ltarget/debug -lordq -Wl,-rpath,$(CURDIR)/target/debug
-# From `cargo rustc -p ordq-ffi --lib --crate-type staticlib -- --print native-static-libs`
+# From `cargo rustc -p ordq-ffi-lib --lib --crate-type staticlib -- --print native-static-libs`
 # (documented in docs/FFI.md).
 C_STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 VALGRIND := valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
@@ -61,7 +61,7 @@ VALGRIND := valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,po
 	--suppressions=tests/c/valgrind.supp
 
 test-c:
-	$(CARGO) build -p ordq-ffi
+	$(CARGO) build -p ordq-ffi-lib
 	@mkdir -p $(C_TEST_DIR)
 	@for t in $(C_TESTS); do \
 	  gcc $(C_WARN) $(C_SAN) tests/c/$$t.c -o $(C_TEST_DIR)/$$t-asan $(C_LINK) || exit 1; \
@@ -89,7 +89,7 @@ test-c:
 GO ?= go
 GO_DIRS := bindings/go examples/go bench/go
 test-go:
-	$(CARGO) build --release -p ordq-ffi
+	$(CARGO) build --release -p ordq-ffi-lib
 	@out=$$(gofmt -l $(GO_DIRS)); if [ -n "$$out" ]; then echo "gofmt needed: $$out" >&2; exit 1; fi
 	cd bindings/go && $(GO) vet ./... && $(GO) vet -tags ordq_dynamic ./...
 	cd bindings/go && $(GO) test -race -count=1 ./...
@@ -108,7 +108,7 @@ test-go:
 ## Python bench (bench/python) so it keeps working.
 PYTHON ?= python3
 test-python:
-	$(CARGO) build --release -p ordq-ffi
+	$(CARGO) build --release -p ordq-ffi-lib
 	cd bindings/python && ORDQ_LIBRARY=$(CURDIR)/target/release/libordq.so \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider
 	ORDQ_LIBRARY=$(CURDIR)/target/release/libordq.so $(PYTHON) bench/python/bench.py \
@@ -122,7 +122,7 @@ test-python:
 .PHONY: test-broker
 test-broker:
 	$(CARGO) build -p ordq-cli
-	$(CARGO) build --release -p ordq-ffi
+	$(CARGO) build --release -p ordq-ffi-lib
 	ORDQ_TEST_MODE=broker ORDQ_BIN=$(CURDIR)/target/debug/ordq $(CARGO) test -p ordq
 	cd bindings/go && ORDQ_TEST_MODE=broker ORDQ_BIN=$(CURDIR)/target/debug/ordq $(GO) test -count=1 ./...
 	cd bindings/python && ORDQ_TEST_MODE=broker ORDQ_BIN=$(CURDIR)/target/debug/ordq \
@@ -165,7 +165,7 @@ bench-broker-smoke: bench-broker-build
 	  --runtimes rust,rust-core,go --modes batched,per-call,pipelined --per-call-loops 4 --producers 2
 
 bench-broker-build:
-	$(CARGO) build --release -p ordq-cli -p ordq-ffi -p ordq-bench
+	$(CARGO) build --release -p ordq-cli -p ordq-ffi-lib -p ordq-bench
 	cd bench/go && $(GO) build -o $(CURDIR)/target/release/ordq-bench-go-worker ./brokerworker
 
 clean:

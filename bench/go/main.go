@@ -5,7 +5,7 @@
 // (Immediate) writes. With -core it also runs the core bench's
 // e2e-batched scenario in the same run, for comparison.
 //
-//	cargo build --release -p ordq-ffi -p ordq-bench
+//	cargo build --release -p ordq-ffi-lib -p ordq-bench
 //	cd bench/go && go run . -core ../../target/release/ordq-bench
 package main
 

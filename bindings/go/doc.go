@@ -7,7 +7,7 @@
 // The package links target/release/libordq.a (relative to this
 // directory) statically by default, so Go binaries are self-contained:
 //
-//	cargo build --release -p ordq-ffi   # or: make build
+//	cargo build --release -p ordq-ffi-lib   # or: make build
 //	go test ./...
 //
 // With the build tag ordq_dynamic it links target/release/libordq.so

@@ -4,7 +4,7 @@ package ordq
 
 // Static linking (the default): the Go binary embeds libordq.a and needs no
 // shared library at run time. Build the library first with
-// `cargo build --release -p ordq-ffi` (or `make build`).
+// `cargo build --release -p ordq-ffi-lib` (or `make build`).
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/../../include

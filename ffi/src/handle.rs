@@ -1,6 +1,6 @@
 //! `ordq_db`: the database handle, its open options and its backend.
 //!
-//! The handle wraps a [`Backend`] enum: a local file ([`Db`]) or a broker
+//! The handle wraps a `Backend` enum: a local file ([`Db`]) or a broker
 //! connection ([`Client`], remote mode). Every export reaches the engine
 //! through the [`Engine`] trait, so both behave alike behind one handle
 //! type.

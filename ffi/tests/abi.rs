@@ -1,7 +1,7 @@
 //! The C ABI called from Rust exactly as a foreign caller would: one handle
 //! shared by threads, extreme durations, and the documented JSON shapes.
 
-use ordq::*;
+use ordq_ffi::*;
 use serde_json::Value;
 use std::ffi::CStr;
 use std::ptr;

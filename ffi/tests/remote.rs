@@ -4,9 +4,9 @@
 //! sharing the handle, a broker restart with leases kept, the token from
 //! the options or `ORDQ_TOKEN`, and the timeout option.
 
-use ordq::*;
 use ordq_core::broker::{Broker, BrokerConfig, Listen};
 use ordq_core::{Db, Durability, Options};
+use ordq_ffi::*;
 use serde_json::Value;
 use std::ffi::CStr;
 use std::path::PathBuf;

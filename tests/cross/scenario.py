@@ -64,7 +64,7 @@ def build(quiet: bool) -> None:
     """Builds every program the scenario runs."""
     cargo, go = os.environ.get("CARGO", "cargo"), os.environ.get("GO", "go")
     steps = [
-        ([cargo, "build", "--release", "-q", "-p", "ordq-cli", "-p", "ordq-ffi", "-p", "ordq-examples",
+        ([cargo, "build", "--release", "-q", "-p", "ordq-cli", "-p", "ordq-ffi-lib", "-p", "ordq-examples",
           "-p", "ordq-cross-check"], REPO),
         ([go, "build", "-o", str(GO_WORKER), "./crossworker"], REPO / "examples" / "go"),
     ]

@@ -664,7 +664,7 @@ def load_from(path: Path, origin: str = "path") -> Lib:
         raise LibraryError(
             "ordq: the library %s (%s) has ABI version %s, but this package was "
             "built for ABI %s: %s. Rebuild the library from the same checkout "
-            "(`make build`, or `cargo build -p ordq-ffi --release`) or install the "
+            "(`make build`, or `cargo build -p ordq-ffi-lib --release`) or install the "
             "matching Python package."
             % (
                 path,
@@ -688,7 +688,7 @@ def load() -> Tuple[Lib, Path]:
         tried.append("  %s: %s" % (origin, path))
     raise LibraryError(
         "ordq: cannot find the ordq shared library (%s). Looked in:\n%s\n"
-        "Build it with `make build` (or `cargo build -p ordq-ffi --release`) in the "
+        "Build it with `make build` (or `cargo build -p ordq-ffi-lib --release`) in the "
         "ordq repository, or point ORDQ_LIBRARY at it." % (LIBRARY_FILE, "\n".join(tried))
     )
 
