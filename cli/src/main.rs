@@ -13,8 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use duration::{format_duration, parse_duration};
 use error::CliError;
 use ordq_core::{
-    Backoff, DlqPolicy, EnqueueOptions, ErrorCode, Ordering, QueueConfig, QueueInfo, Receipt,
-    RedriveMode,
+    Backoff, DlqPolicy, EnqueueOptions, Ordering, QueueConfig, QueueInfo, Receipt, RedriveMode,
 };
 use output::{format_ts, print_faults, print_task, task_json};
 use serde_json::{json, Value};
@@ -517,22 +516,11 @@ fn queue_cmd(t: &Target, json: bool, cmd: &QueueCmd) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Peek scans offsets upward from `from` with `get_task` and keeps the
-/// unfinished ones (ready, leased, retry_wait), in offset order. It reads
-/// only; nothing is leased. Purged or missing offsets are skipped.
+/// Peek lists the unfinished tasks (ready, leased, retry_wait) from
+/// offset `from` on, in offset order, with the engine's `pending` call. It
+/// reads only; nothing is leased.
 fn peek(t: &Target, json: bool, queue: &str, limit: usize, from: u64) -> Result<(), CliError> {
-    let next = t.stats(queue)?.next_offset;
-    let mut found = Vec::new();
-    let mut off = from;
-    while off < next && found.len() < limit {
-        match t.get_task(queue, off) {
-            Ok(task) if !task.state.is_terminal() => found.push(task),
-            Ok(_) => {}
-            Err(e) if e.code == ErrorCode::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        off += 1;
-    }
+    let found = t.pending(queue, from.checked_sub(1), limit)?;
     if json {
         print_json(&Value::Array(found.iter().map(task_json).collect()));
         return Ok(());

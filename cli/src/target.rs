@@ -146,6 +146,16 @@ impl Target {
         Ok(self.engine().stats(queue)?)
     }
 
+    /// See [`Db::pending`].
+    pub fn pending(
+        &self,
+        queue: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<TaskInfo>, CliError> {
+        Ok(self.engine().pending(queue, after, limit)?)
+    }
+
     /// See [`Db::dlq_list`].
     pub fn dlq_list(
         &self,

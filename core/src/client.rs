@@ -32,9 +32,9 @@ use crate::config::{ClaimOptions, EnqueueItem, QueueConfig, RedriveMode};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::protocol::{
-    self, Claim, Complete, CompleteItem, Completions, CreateQueue, DlqList, DlqPurge, DlqRedrive,
-    Enqueue, Expiry, Fail, Heartbeat, Hello, HelloOk, NoArgs, Purged, QueueRef, RawResponse,
-    Receipts, Request, TaskRef, TokenRef, WireDeadLetter, WireLease, PROTOCOL_VERSION,
+    self, Claim, Complete, CompleteItem, Completions, CreateQueue, DlqPurge, DlqRedrive, Enqueue,
+    Expiry, Fail, Heartbeat, Hello, HelloOk, NoArgs, Purged, QueueRef, RawResponse, Receipts,
+    Request, TaskList, TaskRef, TokenRef, WireDeadLetter, WireLease, PROTOCOL_VERSION,
 };
 use crate::stream::Stream;
 use crate::types::{
@@ -578,6 +578,7 @@ fn resend_safe(r: &Request) -> bool {
             | Request::GetTask(_)
             | Request::Faults(_)
             | Request::Stats(_)
+            | Request::Pending(_)
             | Request::DlqList(_)
             | Request::DlqGet(_)
     )
@@ -1089,13 +1090,16 @@ impl Engine for Client {
         self.call(Request::Stats(queue_ref(queue)), Duration::ZERO)
     }
 
+    fn pending(&self, queue: &str, after: Option<u64>, limit: usize) -> Result<Vec<TaskInfo>> {
+        self.call(
+            Request::Pending(task_list(queue, after, limit)),
+            Duration::ZERO,
+        )
+    }
+
     fn dlq_list(&self, queue: &str, after: Option<u64>, limit: usize) -> Result<Vec<TaskInfo>> {
         self.call(
-            Request::DlqList(DlqList {
-                queue: queue.to_string(),
-                after,
-                limit,
-            }),
+            Request::DlqList(task_list(queue, after, limit)),
             Duration::ZERO,
         )
     }
@@ -1142,6 +1146,14 @@ fn task_ref(queue: &str, offset: u64) -> TaskRef {
     TaskRef {
         queue: queue.to_string(),
         offset,
+    }
+}
+
+fn task_list(queue: &str, after: Option<u64>, limit: usize) -> TaskList {
+    TaskList {
+        queue: queue.to_string(),
+        after,
+        limit,
     }
 }
 

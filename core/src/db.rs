@@ -433,6 +433,32 @@ impl Db {
         })
     }
 
+    /// Unfinished tasks (ready, delayed, in retry wait or leased) after
+    /// offset `after` (from the start if `None`), at most `limit`, in
+    /// offset order — not claim order, which also weighs priority and lane
+    /// heads. Leases nothing. The offsets come from the scheduler, so
+    /// finished history costs nothing; a task that finishes between that
+    /// and reading it is left out, so fewer than `limit` may come back
+    /// while more are pending.
+    pub fn pending(&self, queue: &str, after: Option<u64>, limit: usize) -> Result<Vec<TaskInfo>> {
+        validate_queue_name(queue)?;
+        let offsets = self.call(|reply| Op::Pending {
+            queue: queue.to_string(),
+            after,
+            limit,
+            reply,
+        })?;
+        let (rtx, q) = self.queue_read(queue)?;
+        let mut out = Vec::with_capacity(offsets.len());
+        for o in offsets {
+            let t = store::task(&rtx, &q, o)?;
+            if !t.state.is_terminal() {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
     /// Dead letters after offset `after` (from the start if `None`), at
     /// most `limit`, in offset order.
     pub fn dlq_list(&self, queue: &str, after: Option<u64>, limit: usize) -> Result<Vec<TaskInfo>> {

@@ -49,6 +49,8 @@ pub trait Engine: Send + Sync {
     fn faults(&self, queue: &str, offset: u64) -> Result<Vec<Fault>>;
     /// See [`Db::stats`].
     fn stats(&self, queue: &str) -> Result<QueueStats>;
+    /// See [`Db::pending`].
+    fn pending(&self, queue: &str, after: Option<u64>, limit: usize) -> Result<Vec<TaskInfo>>;
     /// See [`Db::dlq_list`].
     fn dlq_list(&self, queue: &str, after: Option<u64>, limit: usize) -> Result<Vec<TaskInfo>>;
     /// See [`Db::dlq_get`].
@@ -111,6 +113,9 @@ impl Engine for Db {
     }
     fn stats(&self, queue: &str) -> Result<QueueStats> {
         Db::stats(self, queue)
+    }
+    fn pending(&self, queue: &str, after: Option<u64>, limit: usize) -> Result<Vec<TaskInfo>> {
+        Db::pending(self, queue, after, limit)
     }
     fn dlq_list(&self, queue: &str, after: Option<u64>, limit: usize) -> Result<Vec<TaskInfo>> {
         Db::dlq_list(self, queue, after, limit)

@@ -424,12 +424,12 @@ fn yes() -> bool {
     true
 }
 
-/// `dlq_list` arguments.
+/// `dlq_list` and `pending` arguments: a page of a queue's tasks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DlqList {
+pub struct TaskList {
     /// Queue name.
     pub queue: String,
-    /// Only dead letters after this offset.
+    /// Only tasks after this offset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<u64>,
     /// Most returned (default 100).
@@ -615,8 +615,10 @@ requests! {
     Faults(TaskRef) = "faults",
     /// Answers `QueueStats`.
     Stats(QueueRef) = "stats",
+    /// Answers unfinished tasks as `TaskInfo`s, in offset order.
+    Pending(TaskList) = "pending",
     /// Answers dead letters as `TaskInfo`s.
-    DlqList(DlqList) = "dlq_list",
+    DlqList(TaskList) = "dlq_list",
     /// Answers a `WireDeadLetter`.
     DlqGet(TaskRef) = "dlq_get",
     /// Redrives a dead letter; answers a `Receipt`.

@@ -963,6 +963,23 @@ impl QueueSched {
         Ok(wrote)
     }
 
+    /// Offsets of unfinished tasks (ready, delayed, retry wait, leased)
+    /// after `after`, at most `limit`, in offset order.
+    pub fn pending_offsets(&self, after: Option<u64>, limit: usize) -> Vec<u64> {
+        let from = match after {
+            None => 0,
+            Some(a) => match a.checked_add(1) {
+                Some(f) => f,
+                None => return Vec::new(),
+            },
+        };
+        self.pending
+            .range(from..)
+            .map(|(&o, _)| o)
+            .take(limit)
+            .collect()
+    }
+
     /// Counts per state, per-shard load and totals.
     pub fn stats(&self, now: u64) -> QueueStats {
         let leased = self.inflight.len() as u64;

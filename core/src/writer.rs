@@ -81,6 +81,12 @@ pub(crate) enum Op {
         queue: String,
         reply: Reply<QueueStats>,
     },
+    Pending {
+        queue: String,
+        after: Option<u64>,
+        limit: usize,
+        reply: Reply<Vec<u64>>,
+    },
     Sync {
         reply: Reply<()>,
     },
@@ -351,7 +357,7 @@ impl Writer {
             .any(|q| q.prune_due_at().is_some_and(|t| t <= now));
         let read_only = ops
             .iter()
-            .all(|o| matches!(o, Op::Stats { .. } | Op::Sync { .. }));
+            .all(|o| matches!(o, Op::Stats { .. } | Op::Pending { .. } | Op::Sync { .. }));
         if read_only && !timers_due && !prune_due {
             // Everything sent before these is committed already.
             for op in ops {
@@ -360,6 +366,12 @@ impl Writer {
                         let r = self.qid(&queue).map(|id| self.queues[&id].stats(now));
                         reply.send(r);
                     }
+                    Op::Pending {
+                        queue,
+                        after,
+                        limit,
+                        reply,
+                    } => reply.send(self.pending(&queue, after, limit)),
                     Op::Sync { reply } => {
                         reply.send(Ok(()));
                     }
@@ -415,6 +427,7 @@ impl Writer {
             Op::Redrive { reply, .. } => reply.send(Err(e.clone())),
             Op::Purge { reply, .. } => reply.send(Err(e.clone())),
             Op::Stats { reply, .. } => reply.send(Err(e.clone())),
+            Op::Pending { reply, .. } => reply.send(Err(e.clone())),
             Op::Sync { reply } => reply.send(Err(e.clone())),
             Op::Shutdown { reply } => reply.send(()),
         }
@@ -441,6 +454,11 @@ impl Writer {
                 .insert(META_FENCE, self.next_fence.to_le_bytes().as_slice())?;
         }
         Ok(())
+    }
+
+    fn pending(&self, queue: &str, after: Option<u64>, limit: usize) -> Result<Vec<u64>> {
+        self.qid(queue)
+            .map(|id| self.queues[&id].pending_offsets(after, limit))
     }
 
     fn qid(&self, name: &str) -> Result<u32> {
@@ -581,6 +599,15 @@ impl Writer {
             }
             Op::Stats { queue, reply } => {
                 let r = self.qid(&queue).map(|id| self.queues[&id].stats(now));
+                self.defer_read(reply, r)
+            }
+            Op::Pending {
+                queue,
+                after,
+                limit,
+                reply,
+            } => {
+                let r = self.pending(&queue, after, limit);
                 self.defer_read(reply, r)
             }
             Op::Sync { reply } => self.defer_read(reply, Ok(())),

@@ -2225,6 +2225,52 @@ fn fail_error_text_is_truncated_at_a_char_boundary() {
 // ---------------------------------------------------------------- dead letters
 
 #[test]
+fn pending_lists_unfinished_tasks_by_offset_and_leases_nothing() {
+    let mut t = TestDb::new();
+    t.create_queue("q", QueueConfig::default()).unwrap();
+    for i in 0..5 {
+        put(&t, "q", &format!("k{i}"), format!("p{i}").as_bytes());
+    }
+    // A second task on key k1 waits behind offset 1's lease.
+    put(&t, "q", "k1", b"p5");
+    let ls = take(&t, "q", 4);
+    t.complete(by_offset(&ls, 0).token, b"").unwrap();
+    t.fail(by_offset(&ls, 2).token, "later", true).unwrap();
+    t.fail(by_offset(&ls, 3).token, "never", false).unwrap();
+    let list = |t: &TestDb, after: Option<u64>, limit: usize| -> Vec<(u64, TaskState)> {
+        t.pending("q", after, limit)
+            .unwrap()
+            .iter()
+            .map(|ti| (ti.offset, ti.state))
+            .collect()
+    };
+    use TaskState::*;
+    let all = [(1, Leased), (2, RetryWait), (4, Ready), (5, Ready)];
+    assert_eq!(list(&t, None, 100), all);
+    assert_eq!(
+        t.pending("q", None, 1).unwrap()[0].payload.as_deref(),
+        Some(&b"p1"[..])
+    );
+    assert_eq!(list(&t, None, 2), all[..2]);
+    assert_eq!(list(&t, Some(2), 1), [(4, Ready)]);
+    assert_eq!(list(&t, Some(0), 100), all);
+    assert_eq!(list(&t, Some(5), 100), []);
+    assert_eq!(list(&t, Some(u64::MAX), 100), []);
+    assert_eq!(list(&t, None, 0), []);
+    // Reading leased nothing.
+    let s = t.stats("q").unwrap();
+    assert_eq!((s.leased, s.ready, s.retry_wait), (1, 2, 1));
+    // The scheduler is rebuilt on open: the same list.
+    t.reopen();
+    assert_eq!(list(&t, None, 100), all);
+    assert_eq!(code(t.pending("nope", None, 10)), ErrorCode::NotFound);
+    assert_eq!(
+        code(t.pending("bad name", None, 10)),
+        ErrorCode::InvalidArgument
+    );
+}
+
+#[test]
 fn dlq_list_pages_by_offset() {
     let t = TestDb::new();
     t.create_queue("q", QueueConfig::default()).unwrap();

@@ -224,6 +224,14 @@ fn every_op(c: &mut Raw, q: &str) {
     let st = c.ok("stats", json!({"queue": q}));
     assert_eq!(st["dead"], 1);
     assert_eq!(st["ready"], 1);
+    let p = c.ok("pending", json!({"queue": q}));
+    assert_eq!(p.as_array().unwrap().len(), 1, "{p}");
+    assert_eq!(
+        (&p[0]["offset"], &p[0]["state"]),
+        (&json!(2), &json!("ready"))
+    );
+    assert_eq!(p[0]["payload"], "eA==");
+    assert_eq!(c.ok("pending", json!({"queue": q, "after": 2})), json!([]));
     let dl = c.ok("dlq_list", json!({"queue": q}));
     assert_eq!(dl[0]["offset"], 1);
     let d = c.ok("dlq_get", json!({"queue": q, "offset": 1}));

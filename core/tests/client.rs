@@ -254,6 +254,12 @@ fn scenario(e: &dyn Engine, clock: &ManualClock) -> Vec<String> {
     );
     let l4 = rec!(e.claim("jobs", "w3", claim_n(1))).unwrap().remove(0);
     assert_eq!((l4.offset, l4.attempt), (2, 2), "a release does not count");
+    let p = rec!(e.pending("jobs", None, 10)).unwrap();
+    assert_eq!(
+        p.iter().map(|t| (t.offset, t.state)).collect::<Vec<_>>(),
+        [(2, TaskState::Leased)]
+    );
+    assert!(rec!(e.pending("jobs", Some(2), 10)).unwrap().is_empty());
     rec!(e.complete(l4.token, b"done")).unwrap();
 
     let task = rec!(e.get_task("jobs", 2)).unwrap();

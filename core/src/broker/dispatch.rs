@@ -105,6 +105,7 @@ pub(crate) fn dispatch(db: &Db, id: u64, req: Request, stopping: &AtomicBool) ->
         Request::GetTask(a) => Answer::of(id, db.get_task(&a.queue, a.offset)),
         Request::Faults(a) => Answer::of(id, db.faults(&a.queue, a.offset)),
         Request::Stats(a) => Answer::of(id, db.stats(&a.queue)),
+        Request::Pending(a) => Answer::of(id, db.pending(&a.queue, a.after, a.limit)),
         Request::DlqList(a) => Answer::of(id, db.dlq_list(&a.queue, a.after, a.limit)),
         Request::DlqGet(a) => Answer::of(
             id,
