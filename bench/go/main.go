@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	ordq "github.com/ordq/ordq/bindings/go"
@@ -31,6 +32,7 @@ var (
 	dirFlag     = flag.String("dir", os.TempDir(), "where the temporary databases go")
 	only        = flag.String("only", "", "comma-separated scenarios (default all): enqueue-1g,enqueue-64g,enqueue-batch,enqueue-batch-4g,e2e-batched,e2e-per-call,e2e-worker")
 	corePath    = flag.String("core", "", "path of ordq-bench: also run its e2e-batched scenario")
+	brokerPath  = flag.String("broker", "", "path of the ordq binary: run every scenario through a fresh `ordq serve` (unix socket) instead of on a file")
 )
 
 const (
@@ -47,7 +49,12 @@ func fresh() (*ordq.DB, *ordq.Queue, func()) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	db, err := ordq.Open(filepath.Join(dir, "bench.ordq"))
+	file := filepath.Join(dir, "bench.ordq")
+	target, stopBroker := file, func() {}
+	if *brokerPath != "" {
+		target, stopBroker = serve(dir, file)
+	}
+	db, err := ordq.Open(target)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -55,7 +62,31 @@ func fresh() (*ordq.DB, *ordq.Queue, func()) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	return db, q, func() { db.Close(); os.RemoveAll(dir) }
+	return db, q, func() { db.Close(); stopBroker(); os.RemoveAll(dir) }
+}
+
+// serve starts `ordq serve` on file and returns its unix:// address and a
+// function that stops it (SIGTERM, then wait).
+func serve(dir, file string) (string, func()) {
+	sock := filepath.Join(dir, "ordq.sock")
+	cmd := exec.Command(*brokerPath, "serve", "--db", file, "--listen", "unix://"+sock)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		log.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if i == 500 {
+			log.Fatalf("ordq serve did not create %s", sock)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return "unix://" + sock, func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}
 }
 
 func report(name string, n int, d time.Duration, extra string) {
@@ -226,7 +257,7 @@ func e2eWorker(name string, n int) {
 	_ = w.Stop(context.Background())
 	d := time.Since(start)
 	wg.Wait()
-	report(name, n, d, "  (handler returns nil; Worker completes one by one)")
+	report(name, n, d, "  (handler returns nil; 64 handlers; the Worker commits results that finish together in one CompleteBatch)")
 	check(q, uint64(n), uint64(n))
 }
 
@@ -244,7 +275,11 @@ func enabled(name string) bool {
 
 func main() {
 	flag.Parse()
-	fmt.Printf("ordq Go binding bench: %d batched jobs, %d per-call jobs, durable, dir %s\n", *jobs, *perCallJobs, *dirFlag)
+	via := "on a file"
+	if *brokerPath != "" {
+		via = "through " + *brokerPath + " serve"
+	}
+	fmt.Printf("ordq Go binding bench: %d batched jobs, %d per-call jobs, durable, %s, dir %s\n", *jobs, *perCallJobs, via, *dirFlag)
 	if enabled("enqueue-1g") {
 		enqueueSingle("enqueue-1g", 1, *perCallJobs)
 	}

@@ -61,7 +61,11 @@ type WorkerOptions struct {
 }
 
 // Worker runs a Handler over a queue's tasks with bounded concurrency,
-// automatic heartbeats and graceful shutdown.
+// automatic heartbeats and graceful shutdown. Results of handlers that
+// finish while an earlier result is being committed are committed
+// together, with one CompleteBatch (one round trip and one commit), and
+// each lease still gets its own outcome; a handler's slot stays taken
+// until its result is durable.
 type Worker struct {
 	q       *Queue
 	handler Handler
@@ -74,6 +78,8 @@ type Worker struct {
 
 	handlerCtx     context.Context
 	cancelHandlers context.CancelCauseFunc
+
+	finished chan finished // handlers' results, to the completer
 }
 
 // NewWorker returns a worker that runs handler over q's tasks. Start it
@@ -97,6 +103,7 @@ func NewWorker(q *Queue, handler Handler, opts WorkerOptions) *Worker {
 		q: q, handler: handler, opts: opts,
 		stopping: make(chan struct{}), done: make(chan struct{}),
 		handlerCtx: hctx, cancelHandlers: cancel,
+		finished: make(chan finished, opts.Concurrency),
 	}
 }
 
@@ -117,6 +124,16 @@ func (w *Worker) Run(ctx context.Context) error {
 
 func (w *Worker) run(ctx context.Context) error {
 	defer close(w.done)
+	completerDone := make(chan struct{})
+	go func() {
+		defer close(completerDone)
+		w.completer(w.finished)
+	}()
+	// Every handler has its outcome before the completer is told to end.
+	defer func() {
+		close(w.finished)
+		<-completerDone
+	}()
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, w.opts.Concurrency)
 	claimCtx, cancelClaim := context.WithCancel(ctx)
@@ -252,8 +269,12 @@ func (w *Worker) process(l *Lease) {
 		}
 	}
 	if err == nil {
-		_, cerr := l.Complete(bg, l.getResult())
-		w.report(l, cerr)
+		// Committed by the completer together with the results of other
+		// handlers that finished meanwhile; this handler's slot stays
+		// taken until its result is durable.
+		done := make(chan error, 1)
+		w.finished <- finished{lease: l, result: l.getResult(), done: done}
+		w.report(l, <-done)
 		return
 	}
 	_, ferr := l.Fail(bg, err.Error(), !IsNonRetryable(err))

@@ -359,3 +359,69 @@ func TestWorkerConcurrentWorkersShareDB(t *testing.T) {
 		}
 	}
 }
+
+// Handlers that finish together have their results committed together; a
+// result over the size limit fails only its own lease, not the others
+// committed with it.
+func TestWorkerCommitsResultsTogetherWithOwnOutcomes(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t)
+	q := mustQueue(t, db, "q", QueueConfig{Ordering: OrderingNone})
+	const n, conc = 48, 16
+	for i := range n {
+		if _, err := q.Enqueue(ctx, fmt.Sprint(i), []byte(fmt.Sprint(i)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	huge := make([]byte, 1<<20+1) // over the default 1 MiB result limit
+	var mu sync.Mutex
+	failed := map[uint64]error{}
+	var arrived atomic.Int32
+	gate := make(chan struct{})
+	w := NewWorker(q, func(ctx context.Context, l *Lease) error {
+		// The first conc handlers start together and finish together.
+		if arrived.Add(1) == conc {
+			close(gate)
+		}
+		<-gate
+		if string(l.Payload) == "7" {
+			l.SetResult(huge)
+		} else {
+			l.SetResult([]byte("r" + string(l.Payload)))
+		}
+		return nil
+	}, WorkerOptions{Concurrency: conc, WorkerID: "gb", PollWait: 50 * time.Millisecond,
+		OnError: func(l *Lease, err error) {
+			mu.Lock()
+			failed[l.Offset] = err
+			mu.Unlock()
+		}})
+	stop, errc := runWorker(t, w)
+	waitFor(t, "all other tasks done", func() bool {
+		st, err := q.Stats(ctx)
+		return err == nil && st.Done == n-1
+	})
+	if err := stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(failed) != 1 || !errors.Is(failed[7], ErrTooLarge) {
+		t.Fatalf("want only task 7 to fail with ErrTooLarge, got %v", failed)
+	}
+	for i := range uint64(n) {
+		task, err := q.Task(ctx, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case i == 7 && task.State == StateDone:
+			t.Fatal("task 7 completed with a result over the limit")
+		case i != 7 && (task.State != StateDone || string(task.Result) != fmt.Sprint("r", i) || *task.Worker != "gb"):
+			t.Fatalf("task %d: %+v", i, task)
+		}
+	}
+}
