@@ -90,7 +90,7 @@
 /**
  * ABI minor version: additions only (within a non-zero major).
  */
-#define ORDQ_ABI_VERSION_MINOR 2
+#define ORDQ_ABI_VERSION_MINOR 3
 
 /**
  * ABI patch version: no interface change.
@@ -922,6 +922,28 @@ ordq_status ordq_queue_stats_json(const struct ordq_db *db,
                                   size_t name_len,
                                   struct ordq_bytes *json_out,
                                   struct ordq_error **err_out);
+
+/**
+ * Unfinished tasks of `queue` (ready, delayed, in retry wait or leased)
+ * in offset order, as a JSON array of task objects (see docs/FFI.md):
+ * those after offset `after` when `has_after` is true (else from the
+ * start), at most `limit`. Offset order is not claim order; nothing is
+ * leased. A task that finishes while the list is read is left out, so
+ * fewer than `limit` may come back while more are pending. Written to
+ * `*json_out`, to free with `ordq_bytes_free`; `ORDQ_NOT_FOUND` for an
+ * unknown queue.
+ *
+ * # Safety
+ * Pointer arguments follow the rules at the top of this header.
+ */
+ordq_status ordq_queue_pending_json(const struct ordq_db *db,
+                                    const char *queue,
+                                    size_t queue_len,
+                                    bool has_after,
+                                    uint64_t after,
+                                    size_t limit,
+                                    struct ordq_bytes *json_out,
+                                    struct ordq_error **err_out);
 
 /**
  * Number of strings in `list` (0 for NULL).

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -425,6 +426,111 @@ func TestFailRetryDeadLetters(t *testing.T) {
 	if st.Totals.Redriven != 2 || st.Totals.Purged != 1 || st.Totals.DeadLettered != 3 {
 		t.Fatalf("stats: %+v", st.Totals)
 	}
+}
+
+func TestPending(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t)
+	q := mustQueue(t, db, "q", QueueConfig{Ordering: OrderingNone, MaxAttempts: 3, BackoffInitial: 10 * time.Minute, BackoffMax: 10 * time.Minute, NoJitter: true})
+	offsets := func(ts []Task) []uint64 {
+		out := []uint64{}
+		for _, t := range ts {
+			out = append(out, t.Offset)
+		}
+		return out
+	}
+	ts, err := q.Pending(ctx, nil, 100)
+	if err != nil || len(ts) != 0 {
+		t.Fatalf("empty queue: %+v %v", ts, err)
+	}
+	for i := range 4 {
+		if _, err := q.Enqueue(ctx, fmt.Sprintf("k%d", i), []byte{byte(i)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ls, err := q.Claim(ctx, ClaimOpts{Worker: "w", Max: 4})
+	if err != nil || len(ls) != 4 {
+		t.Fatalf("claim: %+v %v", ls, err)
+	}
+	byOffset := map[uint64]*Lease{}
+	for _, l := range ls {
+		byOffset[l.Offset] = l
+	}
+	// 0 done, 1 leased, 2 waiting for its retry, 3 dead; then 4 ready and
+	// 5 delayed.
+	if _, err := byOffset[0].Complete(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := byOffset[2].Fail(ctx, "again", true); err != nil || o.Dead {
+		t.Fatalf("retry: %+v %v", o, err)
+	}
+	if o, err := byOffset[3].Fail(ctx, "never", false); err != nil || !o.Dead {
+		t.Fatalf("dead: %+v %v", o, err)
+	}
+	if _, err := q.Enqueue(ctx, "k4", []byte{4}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Enqueue(ctx, "k5", []byte{5}, &EnqueueOpts{Delay: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	ts, err = q.Pending(ctx, nil, 100)
+	if err != nil || !slices.Equal(offsets(ts), []uint64{1, 2, 4, 5}) {
+		t.Fatalf("pending: %v %v", offsets(ts), err)
+	}
+	if ts[0].State != StateLeased || ts[0].Worker == nil || *ts[0].Worker != "w" ||
+		ts[1].State != StateRetryWait || ts[1].Attempt != 1 ||
+		ts[2].State != StateReady || ts[2].Key != "k4" || !bytes.Equal(ts[2].Payload, []byte{4}) ||
+		ts[3].State != StateReady || ts[3].NotBefore < uint64(time.Now().Add(50*time.Minute).UnixMilli()) {
+		t.Fatalf("pending tasks: %+v", ts)
+	}
+	// Paging.
+	after := uint64(1)
+	ts, err = q.Pending(ctx, &after, 2)
+	if err != nil || !slices.Equal(offsets(ts), []uint64{2, 4}) {
+		t.Fatalf("page after 1: %v %v", offsets(ts), err)
+	}
+	ts, _ = q.Pending(ctx, nil, 1)
+	if !slices.Equal(offsets(ts), []uint64{1}) {
+		t.Fatalf("page of 1: %v", offsets(ts))
+	}
+	after = 5
+	ts, err = q.Pending(ctx, &after, 100)
+	if err != nil || len(ts) != 0 {
+		t.Fatalf("page after 5: %v %v", offsets(ts), err)
+	}
+	ts, err = q.Pending(ctx, nil, 0)
+	if err != nil || len(ts) != 0 {
+		t.Fatalf("limit 0: %v %v", offsets(ts), err)
+	}
+	// Listing leased nothing: 4 is still the one claimable task.
+	ls, err = q.Claim(ctx, ClaimOpts{Worker: "w2", Max: 10})
+	if err != nil || len(ls) != 1 || ls[0].Offset != 4 {
+		t.Fatalf("claim after listing: %+v %v", ls, err)
+	}
+	if _, err := ls[0].Complete(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := byOffset[1].Complete(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	ts, _ = q.Pending(ctx, nil, 100)
+	if !slices.Equal(offsets(ts), []uint64{2, 5}) {
+		t.Fatalf("after completing: %v", offsets(ts))
+	}
+	_, err = q.Pending(ctx, nil, -1)
+	wantCode(t, err, ErrInvalidArgument)
+	_, err = db.Queue("nope").Pending(ctx, nil, 10)
+	wantCode(t, err, ErrNotFound)
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := q.Pending(cctx, nil, 10); !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = q.Pending(ctx, nil, 10)
+	wantCode(t, err, ErrClosed)
 }
 
 func TestCodeNamesAndIs(t *testing.T) {

@@ -486,6 +486,31 @@ func (q *Queue) Faults(ctx context.Context, offset uint64) ([]Fault, error) {
 	return f, nil
 }
 
+// Pending lists up to limit unfinished tasks (ready, delayed, waiting for
+// a retry, or leased) in offset order, starting after the offset *after
+// (nil = from the start). Offset order is not claim order, which also
+// weighs priority and lane heads; nothing is leased. A task that finishes
+// while the list is read is left out, so a page may hold fewer than limit
+// while more are pending: page on from the last offset until a page is
+// empty.
+func (q *Queue) Pending(ctx context.Context, after *uint64, limit int) ([]Task, error) {
+	if limit < 0 {
+		return nil, errorf(CodeInvalidArgument, "limit %d is negative", limit)
+	}
+	var ts []Task
+	hasAfter, a := false, uint64(0)
+	if after != nil {
+		hasAfter, a = true, *after
+	}
+	err := q.jsonCall(ctx, &ts, func(p *C.ordq_db, out *C.ordq_bytes, cerr **C.ordq_error) C.ordq_status {
+		return C.ordq_queue_pending_json(p, strPtr(q.name), C.size_t(len(q.name)), C.bool(hasAfter), C.uint64_t(a), C.size_t(limit), out, cerr)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ts, nil
+}
+
 // DeadLetters lists up to limit held dead letters in offset order,
 // starting after the offset *after (nil = from the start).
 func (q *Queue) DeadLetters(ctx context.Context, after *uint64, limit int) ([]Task, error) {

@@ -1,5 +1,5 @@
-//! Queues: configuration, create/get/list/delete, stats, and
-//! `ordq_string_list`.
+//! Queues: configuration, create/get/list/delete, stats, pending tasks,
+//! and `ordq_string_list`.
 
 use crate::bytes::ordq_bytes;
 use crate::error::{ordq_error, Failure, FfiResult};
@@ -9,6 +9,7 @@ use crate::status::ordq_status;
 use crate::util::{boundary, boundary_value, obj, opt_obj, str_in, Out};
 use ordq_core::clock::millis;
 use ordq_core::{Backoff, DlqPolicy, Ordering, QueueConfig};
+use serde_json::Value;
 use std::ffi::{c_char, CString};
 use std::time::Duration;
 
@@ -284,6 +285,50 @@ pub unsafe extern "C" fn ordq_queue_stats_json(
         };
         let stats = db.engine().stats(name)?;
         out.write(json::to_bytes(&json::to_value(&stats)?)?);
+        Ok(())
+    })
+}
+
+/// Unfinished tasks of `queue` (ready, delayed, in retry wait or leased)
+/// in offset order, as a JSON array of task objects (see docs/FFI.md):
+/// those after offset `after` when `has_after` is true (else from the
+/// start), at most `limit`. Offset order is not claim order; nothing is
+/// leased. A task that finishes while the list is read is left out, so
+/// fewer than `limit` may come back while more are pending. Written to
+/// `*json_out`, to free with `ordq_bytes_free`; `ORDQ_NOT_FOUND` for an
+/// unknown queue.
+///
+/// # Safety
+/// Pointer arguments follow the rules at the top of this header.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn ordq_queue_pending_json(
+    db: *const ordq_db,
+    queue: *const c_char,
+    queue_len: usize,
+    has_after: bool,
+    after: u64,
+    limit: usize,
+    json_out: *mut ordq_bytes,
+    err_out: *mut *mut ordq_error,
+) -> ordq_status {
+    boundary(err_out, || {
+        // SAFETY: caller contract for every pointer argument.
+        let (db, queue, out) = unsafe {
+            (
+                obj(db, "db")?,
+                str_in(queue, queue_len, "queue")?,
+                Out::new(json_out, "json_out")?,
+            )
+        };
+        let tasks = db
+            .engine()
+            .pending(queue, has_after.then_some(after), limit)?;
+        let arr = tasks
+            .iter()
+            .map(json::to_value)
+            .collect::<Result<Vec<_>, _>>()?;
+        out.write(json::to_bytes(&Value::Array(arr))?);
         Ok(())
     })
 }

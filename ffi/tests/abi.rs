@@ -467,3 +467,182 @@ fn json_shapes_match_the_docs() {
     unsafe { ordq_db_free(db) };
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
+
+/// `ordq_queue_pending_json`: unfinished tasks as task objects in offset
+/// order, paged by `has_after`/`after`/`limit`; bad input is refused with
+/// the usual statuses and nothing written.
+#[test]
+fn pending_lists_unfinished_tasks() {
+    let path = temp_path("pending.ordq");
+    let db = open(&path);
+    let q = "pend";
+    create_queue(db, q, ORDQ_ORDERING_NONE);
+    let mut err = ptr::null_mut();
+    // SAFETY: live locals throughout.
+    unsafe {
+        for i in 0..4u8 {
+            let key = format!("k{i}");
+            let mut r = std::mem::zeroed::<ordq_receipt>();
+            ok(
+                ordq_enqueue(
+                    db,
+                    q.as_ptr().cast(),
+                    q.len(),
+                    key.as_ptr().cast(),
+                    key.len(),
+                    [i].as_ptr(),
+                    1,
+                    ptr::null(),
+                    &mut r,
+                    &mut err,
+                ),
+                err,
+            );
+            assert_eq!(r.offset, u64::from(i));
+        }
+        // Offset 0 is claimed and completed (finished), offset 1 claimed
+        // and left leased.
+        for complete in [true, false] {
+            let mut list = ptr::null_mut();
+            ok(
+                ordq_claim(
+                    db,
+                    q.as_ptr().cast(),
+                    q.len(),
+                    "pw".as_ptr().cast(),
+                    2,
+                    ptr::null(),
+                    &mut list,
+                    &mut err,
+                ),
+                err,
+            );
+            assert_eq!(ordq_lease_list_len(list), 1);
+            let mut tok = ordq_token::default();
+            ok(
+                ordq_lease_token(ordq_lease_list_get(list, 0), &mut tok, &mut err),
+                err,
+            );
+            ordq_lease_list_free(list);
+            if complete {
+                let mut c = std::mem::zeroed::<ordq_completion>();
+                ok(
+                    ordq_complete(db, tok, ptr::null(), 0, &mut c, &mut err),
+                    err,
+                );
+            }
+        }
+    }
+    let qn = (q.as_ptr().cast(), q.len());
+    let offsets = |v: &Value| -> Vec<u64> {
+        v.as_array()
+            .expect("a JSON array")
+            .iter()
+            .map(|t| t["offset"].as_u64().unwrap())
+            .collect()
+    };
+    // SAFETY (all closures below): `db` is live, `qn` points to a static str.
+    let all = json(|o, e| unsafe { ordq_queue_pending_json(db, qn.0, qn.1, false, 0, 100, o, e) });
+    assert_eq!(offsets(&all), [1, 2, 3]);
+    for k in [
+        "id", "queue", "key", "offset", "state", "attempt", "payload",
+    ] {
+        assert!(all[0].get(k).is_some(), "task lacks {k}: {}", all[0]);
+    }
+    assert_eq!(all[0]["state"], "leased");
+    assert_eq!(all[0]["worker"], "pw");
+    assert_eq!(all[1]["state"], "ready");
+    assert_eq!(all[1]["key"], "k2");
+    assert_eq!(all[1]["payload"], "Ag==");
+    assert_eq!(all[2]["queue"], q);
+    // Paging.
+    let page = json(|o, e| unsafe { ordq_queue_pending_json(db, qn.0, qn.1, true, 1, 1, o, e) });
+    assert_eq!(offsets(&page), [2]);
+    let page = json(|o, e| unsafe { ordq_queue_pending_json(db, qn.0, qn.1, true, 2, 100, o, e) });
+    assert_eq!(offsets(&page), [3]);
+    let page = json(|o, e| unsafe { ordq_queue_pending_json(db, qn.0, qn.1, true, 3, 100, o, e) });
+    assert_eq!(offsets(&page), Vec::<u64>::new());
+    let page = json(|o, e| unsafe { ordq_queue_pending_json(db, qn.0, qn.1, false, 0, 2, o, e) });
+    assert_eq!(offsets(&page), [1, 2]);
+    let page = json(|o, e| unsafe { ordq_queue_pending_json(db, qn.0, qn.1, false, 0, 0, o, e) });
+    assert_eq!(offsets(&page), Vec::<u64>::new());
+    // Leases nothing: the two ready tasks are still there to claim.
+    let again =
+        json(|o, e| unsafe { ordq_queue_pending_json(db, qn.0, qn.1, false, 0, 100, o, e) });
+    assert_eq!(again, all);
+
+    // Bad input: the status, an error naming the problem, and no output.
+    let fails =
+        |st: ordq_status, out: &ordq_bytes, err: *mut ordq_error, code: ordq_status, what: &str| {
+            assert_eq!(st, code);
+            assert!(
+                out.ptr.is_null() && out.len == 0,
+                "output written on failure"
+            );
+            // SAFETY: on failure `err` is an owned error.
+            unsafe {
+                assert_eq!(ordq_error_code(err), code);
+                let msg = CStr::from_ptr(ordq_error_message(err)).to_string_lossy();
+                assert!(msg.contains(what), "{code:?}: {msg:?} lacks {what:?}");
+                ordq_error_free(err);
+            }
+        };
+    let mut out = ordq_bytes {
+        ptr: ptr::null_mut(),
+        len: 0,
+    };
+    let bad_utf8 = b"ab\xff\xfe";
+    let unknown = "nope";
+    // SAFETY: `db` is live; every other pointer is NULL, a live local or a
+    // static byte string of the length given.
+    unsafe {
+        let mut err = ptr::null_mut();
+        let st = ordq_queue_pending_json(ptr::null(), qn.0, qn.1, false, 0, 10, &mut out, &mut err);
+        fails(st, &out, err, ordq_status::ORDQ_NULL_POINTER, "db");
+        let mut err = ptr::null_mut();
+        let st = ordq_queue_pending_json(db, ptr::null(), 4, false, 0, 10, &mut out, &mut err);
+        fails(st, &out, err, ordq_status::ORDQ_NULL_POINTER, "queue");
+        let mut err = ptr::null_mut();
+        let st = ordq_queue_pending_json(db, qn.0, qn.1, false, 0, 10, ptr::null_mut(), &mut err);
+        fails(st, &out, err, ordq_status::ORDQ_NULL_POINTER, "json_out");
+        let mut err = ptr::null_mut();
+        let st = ordq_queue_pending_json(
+            db,
+            bad_utf8.as_ptr().cast(),
+            bad_utf8.len(),
+            false,
+            0,
+            10,
+            &mut out,
+            &mut err,
+        );
+        fails(st, &out, err, ordq_status::ORDQ_INVALID_ARGUMENT, "UTF-8");
+        let mut err = ptr::null_mut();
+        let st = ordq_queue_pending_json(
+            db,
+            unknown.as_ptr().cast(),
+            unknown.len(),
+            false,
+            0,
+            10,
+            &mut out,
+            &mut err,
+        );
+        fails(st, &out, err, ordq_status::ORDQ_NOT_FOUND, unknown);
+        // err_out NULL: the status alone.
+        let st = ordq_queue_pending_json(
+            db,
+            unknown.as_ptr().cast(),
+            unknown.len(),
+            false,
+            0,
+            10,
+            &mut out,
+            ptr::null_mut(),
+        );
+        assert_eq!(st, ordq_status::ORDQ_NOT_FOUND);
+        assert!(out.ptr.is_null());
+        ordq_db_free(db);
+    }
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}

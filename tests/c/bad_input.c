@@ -182,6 +182,12 @@ int main(void) {
     EXPECT_NULL(ordq_queue_stats_json(db, NULL, 2, &json, &err), "name");
     EXPECT_NULL(ordq_queue_stats_json(db, S(Q), NULL, &err), "json_out");
     EXPECT(ordq_queue_stats_json(db, S("nope"), &json, &err), ORDQ_NOT_FOUND);
+    EXPECT_NULL(ordq_queue_pending_json(NULL, S(Q), false, 0, 10, &json, &err), "db");
+    EXPECT_NULL(ordq_queue_pending_json(db, NULL, 4, false, 0, 10, &json, &err), "queue");
+    EXPECT_NULL(ordq_queue_pending_json(db, S(Q), false, 0, 10, NULL, &err), "json_out");
+    EXPECT_MSG(ordq_queue_pending_json(db, BAD_UTF8, 4, true, 1, 10, &json, &err),
+               ORDQ_INVALID_ARGUMENT, "UTF-8");
+    EXPECT(ordq_queue_pending_json(db, S("nope"), false, 0, 10, &json, &err), ORDQ_NOT_FOUND);
     CHECK(json.ptr == NULL && json.len == 0);
 
     /* ---- enqueue ---- */
@@ -455,6 +461,7 @@ int main(void) {
     EXPECT(ordq_complete(db, tok, NULL, 0, &comp, &err), ORDQ_CLOSED);
     EXPECT(ordq_task_get_json(db, S(Q), 0, &json, &err), ORDQ_CLOSED);
     EXPECT(ordq_dlq_list_json(db, S(Q), false, 0, 10, &json, &err), ORDQ_CLOSED);
+    EXPECT(ordq_queue_pending_json(db, S(Q), false, 0, 10, &json, &err), ORDQ_CLOSED);
     /* The file is free again once closed. */
     {
         ordq_db *again = NULL;

@@ -297,6 +297,19 @@ int main(void) {
     OK(ordq_dlq_list_json(db, S(Q), true, 1, 100, &dj, &err));
     CHECK(strcmp((const char *)dj.ptr, "[]") == 0);
     ordq_bytes_free(&dj);
+
+    /* Unfinished tasks: 0 is done and 1 dead; 2 and 3 are leased. */
+    OK(ordq_queue_pending_json(db, S(Q), false, 0, 100, &dj, &err));
+    CHECK(dj.ptr[0] == '[' && json_has(&dj, "\"offset\":2") && json_has(&dj, "\"offset\":3"));
+    CHECK(!json_has(&dj, "\"offset\":0") && !json_has(&dj, "\"offset\":1"));
+    CHECK(json_has(&dj, "\"state\":\"leased\"") && !json_has(&dj, "\"state\":\"dead\""));
+    ordq_bytes_free(&dj);
+    OK(ordq_queue_pending_json(db, S(Q), true, 2, 1, &dj, &err));
+    CHECK(json_has(&dj, "\"offset\":3") && !json_has(&dj, "\"offset\":2"));
+    ordq_bytes_free(&dj);
+    OK(ordq_queue_pending_json(db, S(Q), true, 3, 100, &dj, &err));
+    CHECK(strcmp((const char *)dj.ptr, "[]") == 0);
+    ordq_bytes_free(&dj);
     OK(ordq_dlq_get_json(db, S(Q), 1, &dj, &err));
     CHECK(json_has(&dj, "\"task\":{") && json_has(&dj, "\"offset\":1"));
     CHECK(json_has(&dj, "\"faults\":[") && json_has(&dj, "boom one") && json_has(&dj, "boom two"));

@@ -56,7 +56,7 @@ from .types import (
 )
 from .worker import Worker
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 #: Path of the loaded shared library.
 LIBRARY_PATH: str = str(_ffi.LIBRARY_PATH)

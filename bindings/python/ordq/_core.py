@@ -755,6 +755,24 @@ class Queue:
             for f in self.db._json(_L.ordq_task_faults_json, self._nb, len(self._nb), off)
         ]
 
+    def pending(self, after: Optional[int] = None, limit: int = 100) -> List[TaskInfo]:
+        """Unfinished tasks (ready, delayed, waiting for a retry, or leased)
+        in offset order: those after offset ``after`` (from the start when
+        None), at most ``limit``. Offset order is not claim order, which also
+        weighs priority and lane heads; nothing is leased. A task that
+        finishes while the list is read is left out, so a page may hold
+        fewer than ``limit`` while more are pending: page on from the last
+        offset until a page is empty."""
+        has_after = after is not None
+        a = _int(after, "after", 0, _U64) if has_after else 0
+        lim = _int(limit, "limit", 0, (1 << 63) - 1)
+        return [
+            TaskInfo.from_json(d)
+            for d in self.db._json(
+                _L.ordq_queue_pending_json, self._nb, len(self._nb), has_after, a, lim
+            )
+        ]
+
     # -- enqueue
 
     def enqueue(

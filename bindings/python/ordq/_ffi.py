@@ -36,7 +36,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 # --------------------------------------------------------------------------
 
 ORDQ_ABI_VERSION_MAJOR = 0
-ORDQ_ABI_VERSION_MINOR = 2
+ORDQ_ABI_VERSION_MINOR = 3
 ORDQ_ABI_VERSION_PATCH = 0
 ORDQ_ABI_VERSION = (
     (ORDQ_ABI_VERSION_MAJOR << 16) | (ORDQ_ABI_VERSION_MINOR << 8) | ORDQ_ABI_VERSION_PATCH
@@ -380,6 +380,19 @@ FUNCTIONS: Dict[str, Tuple[Optional[type], Sequence[type]]] = {
     "ordq_queue_stats_json": (
         ordq_status,
         (_P(ordq_db), c_char_p, c_size_t, _P(ordq_bytes), _ERR),
+    ),
+    "ordq_queue_pending_json": (
+        ordq_status,
+        (
+            _P(ordq_db),
+            c_char_p,
+            c_size_t,
+            c_bool,
+            c_uint64,
+            c_size_t,
+            _P(ordq_bytes),
+            _ERR,
+        ),
     ),
     "ordq_string_list_len": (c_size_t, (_P(ordq_string_list),)),
     "ordq_string_list_get": (c_char_p, (_P(ordq_string_list), c_size_t)),

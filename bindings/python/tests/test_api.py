@@ -407,6 +407,54 @@ def dead_letters(q: ordq.Queue, n: int) -> list:
     return out
 
 
+def test_pending_lists_unfinished_tasks(db: ordq.Db) -> None:
+    q = db.queue(
+        "pend",
+        create=True,
+        ordering="none",
+        max_attempts=3,
+        backoff_initial=600,
+        backoff_max=600,
+        backoff_jitter=0.0,
+    )
+    assert q.pending() == []
+    q.enqueue_batch([("k%d" % i, b"p%d" % i) for i in range(4)])
+    leases = {le.offset: le for le in q.claim("w", max=4)}
+    assert sorted(leases) == [0, 1, 2, 3]
+    # 0 done, 1 leased, 2 waiting for its retry, 3 dead; then 4 ready and
+    # 5 delayed.
+    leases[0].complete(b"ok")
+    assert not leases[2].fail("again", retryable=True).dead
+    assert leases[3].fail("never", retryable=False).dead
+    q.enqueue("k4", b"p4")
+    q.enqueue("k5", b"p5", delay=3600)
+    tasks = q.pending()
+    assert [t.offset for t in tasks] == [1, 2, 4, 5]
+    assert [t.state for t in tasks] == ["leased", "retry_wait", "ready", "ready"]
+    assert tasks[0].worker == "w" and tasks[1].attempt == 1
+    assert tasks[2].key == "k4" and tasks[2].payload == b"p4"
+    assert tasks[3].not_before > time.time() * 1000 + 3000 * 1000
+    # Paging.
+    assert [t.offset for t in q.pending(after=1, limit=2)] == [2, 4]
+    assert [t.offset for t in q.pending(limit=1)] == [1]
+    assert q.pending(after=5) == []
+    assert q.pending(limit=0) == []
+    # Listing leased nothing: 4 is still the one claimable task.
+    (le,) = q.claim("w2", max=10)
+    assert le.offset == 4
+    le.complete()
+    leases[1].complete()
+    assert [t.offset for t in q.pending()] == [2, 5]
+    with pytest.raises(ordq.InvalidArgument):
+        q.pending(after=-1)
+    with pytest.raises(ordq.InvalidArgument):
+        q.pending(limit=-1)
+    gone = db.queue("gone", create=True)
+    gone.delete()
+    with pytest.raises(ordq.NotFound):
+        gone.pending()
+
+
 def test_dlq_list_get_iterate(q: ordq.Queue) -> None:
     offs = dead_letters(q, 5)
     assert [t.offset for t in q.dlq.list()] == offs

@@ -181,6 +181,7 @@ def test_closed_database(db_path: Path) -> None:
         lambda: q.enqueue("k", b"x"),
         lambda: q.claim("w"),
         lambda: q.stats(),
+        lambda: q.pending(),
         lambda: le.complete(),
         lambda: db.sync(),
         lambda: db.queues(),

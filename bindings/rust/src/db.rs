@@ -339,6 +339,18 @@ impl Db {
         Ok(json::parse::<WireStats>("stats", &bytes)?.into_stats())
     }
 
+    /// Unfinished tasks of `queue` (ready, delayed, in retry wait or
+    /// leased) in offset order: those after offset `after` (or from the
+    /// start), at most `limit`. Offset order is not claim order, which also
+    /// weighs priority and lane heads; nothing is leased. A task that
+    /// finishes while the list is read is left out, so fewer than `limit`
+    /// may come back while more are pending: page on with the last offset
+    /// until a page is empty.
+    pub fn pending(&self, queue: &str, after: Option<u64>, limit: usize) -> Result<Vec<TaskInfo>> {
+        let bytes = self.handle.queue_pending_json(queue, after, limit)?;
+        json::tasks(json::parse::<Vec<WireTask>>("pending list", &bytes)?)
+    }
+
     /// Dead letters of `queue` in offset order: those after offset `after`
     /// (or from the start), at most `limit`.
     pub fn dlq_list(&self, queue: &str, after: Option<u64>, limit: usize) -> Result<Vec<TaskInfo>> {

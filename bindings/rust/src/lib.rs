@@ -7,8 +7,8 @@
 //! native Rust API without the ABI in between, see `ordq-core`.
 //!
 //! - [`Db`]: open a database, manage queues, enqueue, claim, complete,
-//!   fail, inspect tasks, stats and dead letters. `Send + Sync`; dropping
-//!   it closes and frees the handle.
+//!   fail, inspect tasks (and list the unfinished ones), stats and dead
+//!   letters. `Send + Sync`; dropping it closes and frees the handle.
 //! - [`Lease`]: a claimed task (owned copy) with its [`Token`].
 //! - [`Worker`]: claim → handler → complete/fail in a loop, with automatic
 //!   heartbeats and graceful shutdown.
@@ -69,7 +69,7 @@ pub use worker::{HandlerError, StopHandle, Worker, WorkerReport};
 pub const ABI_MAJOR: u32 = 0;
 /// Minor ABI version this crate was written for (while the major is 0,
 /// [`Db::open`] refuses another minor too).
-pub const ABI_MINOR: u32 = 2;
+pub const ABI_MINOR: u32 = 3;
 
 /// The linked library's ABI version as `(major, minor, patch)`
 /// (`ordq_abi_version`).

@@ -631,6 +631,32 @@ impl DbHandle {
         self.json_by_offset(queue, offset, ffi::ordq_dlq_get_json)
     }
 
+    /// `ordq_queue_pending_json`.
+    pub(crate) fn queue_pending_json(
+        &self,
+        queue: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<u8>> {
+        let (p, n) = s(queue);
+        let mut out = Bytes::new();
+        // SAFETY: live handle; `queue` borrowed; `out` writable, freed by
+        // its guard.
+        call(|e| unsafe {
+            ffi::ordq_queue_pending_json(
+                self.ptr(),
+                p,
+                n,
+                after.is_some(),
+                after.unwrap_or(0),
+                limit,
+                &mut out.0,
+                e,
+            )
+        })?;
+        Ok(out.to_vec())
+    }
+
     /// `ordq_dlq_list_json`.
     pub(crate) fn dlq_list_json(
         &self,

@@ -1,6 +1,6 @@
 //! The whole `ordq` API through the C ABI: queues, enqueue (single, batch,
 //! every option), claim (every option), every lease operation, task info,
-//! faults, stats and the dead-letter queue.
+//! faults, stats, pending tasks and the dead-letter queue.
 
 mod common;
 
@@ -608,6 +608,87 @@ fn an_expired_lease_is_lost_and_counts_as_an_attempt() {
     let totals = t.stats("q").unwrap().totals;
     assert_eq!(totals.lease_expired, 1);
     assert_eq!(totals.rollbacks, 1, "the refused complete is a rollback");
+}
+
+#[test]
+fn pending_lists_unfinished_tasks_in_offset_order() {
+    let cfg = QueueConfig::new()
+        .ordering(Ordering::None)
+        .max_attempts(3)
+        .backoff(
+            Backoff::new()
+                .initial(Duration::from_secs(600))
+                .max(Duration::from_secs(600))
+                .jitter(0.0),
+        );
+    let t = TestDb::queue("pending", &cfg);
+    assert!(t.pending("q", None, 100).unwrap().is_empty());
+    for i in 0..4 {
+        t.enqueue(
+            "q",
+            &format!("k{i}"),
+            format!("p{i}").as_bytes(),
+            &EnqueueOptions::new(),
+        )
+        .unwrap();
+    }
+    let mut ls = t.claim("q", "w", &ClaimOptions::new().max(4)).unwrap();
+    ls.sort_by_key(|l| l.offset);
+    assert_eq!(
+        ls.iter().map(|l| l.offset).collect::<Vec<_>>(),
+        [0, 1, 2, 3]
+    );
+    // 0 done, 1 leased, 2 waiting for its retry, 3 dead; then 4 ready and
+    // 5 delayed.
+    ls[0].complete(&t, b"ok").unwrap();
+    assert!(!ls[2].fail(&t, "again", true).unwrap().is_dead());
+    assert!(ls[3].fail(&t, "never", false).unwrap().is_dead());
+    t.enqueue("q", "k4", b"p4", &EnqueueOptions::new()).unwrap();
+    t.enqueue("q", "k5", b"p5", &EnqueueOptions::new().delay(3600 * SEC))
+        .unwrap();
+
+    let offsets = |v: &[TaskInfo]| v.iter().map(|t| t.offset).collect::<Vec<_>>();
+    let all = t.pending("q", None, 100).unwrap();
+    assert_eq!(offsets(&all), [1, 2, 4, 5]);
+    assert_eq!(
+        all.iter().map(|t| t.state).collect::<Vec<_>>(),
+        [
+            TaskState::Leased,
+            TaskState::RetryWait,
+            TaskState::Ready,
+            TaskState::Ready
+        ]
+    );
+    assert_eq!(all[0].worker.as_deref(), Some("w"));
+    assert_eq!(all[1].attempt, 1);
+    assert_eq!(all[2].key, "k4");
+    assert_eq!(all[2].payload.as_deref(), Some(&b"p4"[..]));
+    assert!(
+        all[3].not_before > SystemTime::now() + 3000 * SEC,
+        "delayed"
+    );
+
+    // Paging.
+    assert_eq!(offsets(&t.pending("q", Some(1), 2).unwrap()), [2, 4]);
+    assert_eq!(offsets(&t.pending("q", None, 1).unwrap()), [1]);
+    assert_eq!(offsets(&t.pending("q", Some(4), 100).unwrap()), [5]);
+    assert!(t.pending("q", Some(5), 100).unwrap().is_empty());
+    assert!(t.pending("q", None, 0).unwrap().is_empty());
+
+    // Listing leased nothing: 4 is still the one claimable task.
+    let l4 = t.claim("q", "w2", &ClaimOptions::new().max(10)).unwrap();
+    assert_eq!(l4.iter().map(|l| l.offset).collect::<Vec<_>>(), [4]);
+    let after = t.pending("q", None, 100).unwrap();
+    assert_eq!(offsets(&after), [1, 2, 4, 5]);
+    assert_eq!(after[2].state, TaskState::Leased);
+    l4[0].complete(&t, b"").unwrap();
+    ls[1].complete(&t, b"").unwrap();
+    assert_eq!(offsets(&t.pending("q", None, 100).unwrap()), [2, 5]);
+
+    assert_eq!(
+        t.pending("nope", None, 10).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
 }
 
 #[test]

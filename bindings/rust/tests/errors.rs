@@ -98,6 +98,7 @@ fn every_call_after_close_is_closed() {
         ("get_task", t.get_task("q", 0).map(drop)),
         ("faults", t.faults("q", 0).map(drop)),
         ("stats", t.stats("q").map(drop)),
+        ("pending", t.pending("q", None, 10).map(drop)),
         ("dlq_list", t.dlq_list("q", None, 10).map(drop)),
         ("dlq_get", t.dlq_get("q", 0).map(drop)),
         (
