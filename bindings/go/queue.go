@@ -494,26 +494,23 @@ func (q *Queue) Faults(ctx context.Context, offset uint64) ([]Fault, error) {
 // while more are pending: page on from the last offset until a page is
 // empty.
 func (q *Queue) Pending(ctx context.Context, after *uint64, limit int) ([]Task, error) {
-	if limit < 0 {
-		return nil, errorf(CodeInvalidArgument, "limit %d is negative", limit)
-	}
-	var ts []Task
-	hasAfter, a := false, uint64(0)
-	if after != nil {
-		hasAfter, a = true, *after
-	}
-	err := q.jsonCall(ctx, &ts, func(p *C.ordq_db, out *C.ordq_bytes, cerr **C.ordq_error) C.ordq_status {
-		return C.ordq_queue_pending_json(p, strPtr(q.name), C.size_t(len(q.name)), C.bool(hasAfter), C.uint64_t(a), C.size_t(limit), out, cerr)
+	return q.taskList(ctx, after, limit, func(p *C.ordq_db, name *C.char, n C.size_t, hasAfter C.bool, a C.uint64_t, lim C.size_t, out *C.ordq_bytes, cerr **C.ordq_error) C.ordq_status {
+		return C.ordq_queue_pending_json(p, name, n, hasAfter, a, lim, out, cerr)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return ts, nil
 }
 
 // DeadLetters lists up to limit held dead letters in offset order,
 // starting after the offset *after (nil = from the start).
 func (q *Queue) DeadLetters(ctx context.Context, after *uint64, limit int) ([]Task, error) {
+	return q.taskList(ctx, after, limit, func(p *C.ordq_db, name *C.char, n C.size_t, hasAfter C.bool, a C.uint64_t, lim C.size_t, out *C.ordq_bytes, cerr **C.ordq_error) C.ordq_status {
+		return C.ordq_dlq_list_json(p, name, n, hasAfter, a, lim, out, cerr)
+	})
+}
+
+// taskList runs a paged task-list call (ordq_queue_pending_json,
+// ordq_dlq_list_json) for this queue.
+func (q *Queue) taskList(ctx context.Context, after *uint64, limit int,
+	list func(p *C.ordq_db, name *C.char, n C.size_t, hasAfter C.bool, a C.uint64_t, lim C.size_t, out *C.ordq_bytes, cerr **C.ordq_error) C.ordq_status) ([]Task, error) {
 	if limit < 0 {
 		return nil, errorf(CodeInvalidArgument, "limit %d is negative", limit)
 	}
@@ -523,7 +520,7 @@ func (q *Queue) DeadLetters(ctx context.Context, after *uint64, limit int) ([]Ta
 		hasAfter, a = true, *after
 	}
 	err := q.jsonCall(ctx, &ts, func(p *C.ordq_db, out *C.ordq_bytes, cerr **C.ordq_error) C.ordq_status {
-		return C.ordq_dlq_list_json(p, strPtr(q.name), C.size_t(len(q.name)), C.bool(hasAfter), C.uint64_t(a), C.size_t(limit), out, cerr)
+		return list(p, strPtr(q.name), C.size_t(len(q.name)), C.bool(hasAfter), C.uint64_t(a), C.size_t(limit), out, cerr)
 	})
 	if err != nil {
 		return nil, err

@@ -8,7 +8,6 @@ use crate::json;
 use crate::status::ordq_status;
 use crate::util::{boundary, obj, str_in, Out};
 use ordq_core::RedriveMode;
-use serde_json::Value;
 use std::ffi::c_char;
 
 /// `ordq_dlq_redrive` mode: back to the head of its lane at its original
@@ -37,25 +36,12 @@ pub unsafe extern "C" fn ordq_dlq_list_json(
     json_out: *mut ordq_bytes,
     err_out: *mut *mut ordq_error,
 ) -> ordq_status {
-    boundary(err_out, || {
-        // SAFETY: caller contract for every pointer argument.
-        let (db, queue, out) = unsafe {
-            (
-                obj(db, "db")?,
-                str_in(queue, queue_len, "queue")?,
-                Out::new(json_out, "json_out")?,
-            )
-        };
-        let tasks = db
-            .engine()
-            .dlq_list(queue, has_after.then_some(after), limit)?;
-        let arr = tasks
-            .iter()
-            .map(json::to_value)
-            .collect::<Result<Vec<_>, _>>()?;
-        out.write(json::to_bytes(&Value::Array(arr))?);
-        Ok(())
-    })
+    // SAFETY: the caller's contract, passed on.
+    unsafe {
+        json::task_list(db, queue, queue_len, json_out, err_out, |e, q| {
+            e.dlq_list(q, has_after.then_some(after), limit)
+        })
+    }
 }
 
 /// One dead letter with its full fault history, as JSON

@@ -4,11 +4,45 @@
 //! the broker's wire protocol: `TaskInfo` serialises them so itself.
 
 use crate::bytes::ordq_bytes;
-use crate::error::{Failure, FfiResult};
+use crate::error::{ordq_error, Failure, FfiResult};
+use crate::handle::ordq_db;
 use crate::status::ordq_status;
-use ordq_core::DeadLetter;
+use crate::util::{boundary, obj, str_in, Out};
+use ordq_core::engine::Engine;
+use ordq_core::{DeadLetter, TaskInfo};
 use serde::Serialize;
 use serde_json::Value;
+use std::ffi::c_char;
+
+/// Runs a task-list call (`ordq_queue_pending_json`, `ordq_dlq_list_json`):
+/// checks the pointers, calls `list` with the engine and the queue name,
+/// and writes the tasks as a JSON array to `*json_out`.
+///
+/// # Safety
+/// The pointer arguments follow the rules of include/ordq.h.
+pub(crate) unsafe fn task_list(
+    db: *const ordq_db,
+    queue: *const c_char,
+    queue_len: usize,
+    json_out: *mut ordq_bytes,
+    err_out: *mut *mut ordq_error,
+    list: impl FnOnce(&dyn Engine, &str) -> ordq_core::Result<Vec<TaskInfo>>,
+) -> ordq_status {
+    boundary(err_out, || {
+        // SAFETY: caller contract for every pointer argument.
+        let (db, queue, out) = unsafe {
+            (
+                obj(db, "db")?,
+                str_in(queue, queue_len, "queue")?,
+                Out::new(json_out, "json_out")?,
+            )
+        };
+        let tasks = list(db.engine(), queue)?;
+        let arr = tasks.iter().map(to_value).collect::<Result<Vec<_>, _>>()?;
+        out.write(to_bytes(&Value::Array(arr))?);
+        Ok(())
+    })
+}
 
 /// A dead letter as `{"task": {...}, "faults": [...]}`.
 pub(crate) fn dead_letter_value(d: &DeadLetter) -> FfiResult<Value> {

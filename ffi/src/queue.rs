@@ -9,7 +9,6 @@ use crate::status::ordq_status;
 use crate::util::{boundary, boundary_value, obj, opt_obj, str_in, Out};
 use ordq_core::clock::millis;
 use ordq_core::{Backoff, DlqPolicy, Ordering, QueueConfig};
-use serde_json::Value;
 use std::ffi::{c_char, CString};
 use std::time::Duration;
 
@@ -312,25 +311,12 @@ pub unsafe extern "C" fn ordq_queue_pending_json(
     json_out: *mut ordq_bytes,
     err_out: *mut *mut ordq_error,
 ) -> ordq_status {
-    boundary(err_out, || {
-        // SAFETY: caller contract for every pointer argument.
-        let (db, queue, out) = unsafe {
-            (
-                obj(db, "db")?,
-                str_in(queue, queue_len, "queue")?,
-                Out::new(json_out, "json_out")?,
-            )
-        };
-        let tasks = db
-            .engine()
-            .pending(queue, has_after.then_some(after), limit)?;
-        let arr = tasks
-            .iter()
-            .map(json::to_value)
-            .collect::<Result<Vec<_>, _>>()?;
-        out.write(json::to_bytes(&Value::Array(arr))?);
-        Ok(())
-    })
+    // SAFETY: the caller's contract, passed on.
+    unsafe {
+        json::task_list(db, queue, queue_len, json_out, err_out, |e, q| {
+            e.pending(q, has_after.then_some(after), limit)
+        })
+    }
 }
 
 /// An owned list of strings (queue names). Immutable: may be read from

@@ -26,6 +26,19 @@ use std::ffi::{c_char, CStr};
 use std::mem::MaybeUninit;
 use std::ptr::{self, NonNull};
 
+/// A paged task-list call: `(db, queue, queue_len, has_after, after, limit,
+/// json_out, err)`.
+type TaskListFn = unsafe extern "C" fn(
+    *const ordq_db,
+    *const c_char,
+    usize,
+    bool,
+    u64,
+    usize,
+    *mut ordq_bytes,
+    *mut *mut ordq_error,
+) -> ordq_status;
+
 /// The library's packed ABI version (`major << 16 | minor << 8 | patch`).
 pub(crate) fn abi_version() -> u32 {
     ffi::ordq_abi_version()
@@ -638,23 +651,7 @@ impl DbHandle {
         after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<u8>> {
-        let (p, n) = s(queue);
-        let mut out = Bytes::new();
-        // SAFETY: live handle; `queue` borrowed; `out` writable, freed by
-        // its guard.
-        call(|e| unsafe {
-            ffi::ordq_queue_pending_json(
-                self.ptr(),
-                p,
-                n,
-                after.is_some(),
-                after.unwrap_or(0),
-                limit,
-                &mut out.0,
-                e,
-            )
-        })?;
-        Ok(out.to_vec())
+        self.task_list_json(queue, after, limit, ffi::ordq_queue_pending_json)
     }
 
     /// `ordq_dlq_list_json`.
@@ -664,12 +661,24 @@ impl DbHandle {
         after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<u8>> {
+        self.task_list_json(queue, after, limit, ffi::ordq_dlq_list_json)
+    }
+
+    /// A paged task-list call (`ordq_queue_pending_json`,
+    /// `ordq_dlq_list_json`).
+    fn task_list_json(
+        &self,
+        queue: &str,
+        after: Option<u64>,
+        limit: usize,
+        list: TaskListFn,
+    ) -> Result<Vec<u8>> {
         let (p, n) = s(queue);
         let mut out = Bytes::new();
         // SAFETY: live handle; `queue` borrowed; `out` writable, freed by
         // its guard.
         call(|e| unsafe {
-            ffi::ordq_dlq_list_json(
+            list(
                 self.ptr(),
                 p,
                 n,
