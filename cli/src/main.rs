@@ -267,6 +267,16 @@ fn parse_header(s: &str) -> Result<(String, String), String> {
 
 fn main() {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        // Like other Unix filters, end quietly by SIGPIPE when the reader
+        // of stdout goes away (`ordq peek q | head`) instead of panicking
+        // on the failed print. The broker keeps it ignored: it writes to
+        // sockets, and the client never raises it (core/tests/client_sigpipe.rs).
+        // SAFETY: sets a signal disposition before any thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let code = match run(cli) {
         Ok(()) => 0,
         Err(e) => {

@@ -470,6 +470,42 @@ fn error_exit_codes() {
     assert!(c == 19 || c == 20, "exit {c}: {}", stderr(&out));
 }
 
+/// `ordq stats q | head -1`: the reader goes away before the output is
+/// written; the command must end quietly (by SIGPIPE, like other Unix
+/// filters), not panic with "failed printing to stdout".
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::ExitStatusExt;
+    let e = Env::new();
+    e.ok(&["init"]);
+    e.ok(&["queue", "create", "q"]);
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe(2) returns.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: both descriptors were just returned by pipe(2) and are owned
+    // here; the read end is closed at once, so every write fails.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read);
+    let out = Command::new(env!("CARGO_BIN_EXE_ordq"))
+        .arg("--db")
+        .arg(&e.db)
+        .args(["stats", "q"])
+        .env_remove("ORDQ_DB")
+        .stdout(Stdio::from(write))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?}: {}",
+        out.status,
+        stderr(&out)
+    );
+    assert_eq!(stderr(&out), "", "nothing on stderr");
+}
+
 #[test]
 fn help_for_every_subcommand() {
     let cmds: &[&[&str]] = &[
