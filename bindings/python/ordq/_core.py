@@ -763,14 +763,17 @@ class Queue:
         finishes while the list is read is left out, so a page may hold
         fewer than ``limit`` while more are pending: page on from the last
         offset until a page is empty."""
+        return self._task_list(_L.ordq_queue_pending_json, after, limit)
+
+    def _task_list(self, fn: Any, after: Optional[int], limit: int) -> List[TaskInfo]:
+        """A paged task-list call (``ordq_queue_pending_json``,
+        ``ordq_dlq_list_json``) for this queue."""
         has_after = after is not None
         a = _int(after, "after", 0, _U64) if has_after else 0
         lim = _int(limit, "limit", 0, (1 << 63) - 1)
         return [
             TaskInfo.from_json(d)
-            for d in self.db._json(
-                _L.ordq_queue_pending_json, self._nb, len(self._nb), has_after, a, lim
-            )
+            for d in self.db._json(fn, self._nb, len(self._nb), has_after, a, lim)
         ]
 
     # -- enqueue
@@ -1234,14 +1237,7 @@ class DeadLetters:
     def list(self, after: Optional[int] = None, limit: int = 100) -> List[TaskInfo]:  # noqa: A003
         """Dead letters in offset order: those after offset ``after`` (from
         the start when None), at most ``limit``."""
-        q = self._q
-        has_after = after is not None
-        a = _int(after, "after", 0, _U64) if has_after else 0
-        lim = _int(limit, "limit", 0, (1 << 63) - 1)
-        return [
-            TaskInfo.from_json(d)
-            for d in q.db._json(_L.ordq_dlq_list_json, q._nb, len(q._nb), has_after, a, lim)
-        ]
+        return self._q._task_list(_L.ordq_dlq_list_json, after, limit)
 
     def __iter__(self) -> Iterator[TaskInfo]:
         after = None
