@@ -1,6 +1,6 @@
 //! Rendering helpers: timestamps, payload bytes, JSON views of tasks.
 
-use ordq_core::protocol::b64::encode as base64;
+use ordq_core::b64::encode as base64;
 use ordq_core::{Fault, TaskInfo};
 use serde_json::{json, Value};
 

@@ -5,7 +5,7 @@
 use crate::duration::parse_duration;
 use crate::error::CliError;
 use clap::Args;
-use ordq_core::broker::{Broker, BrokerConfig, Listen};
+use ordq_broker::{Broker, BrokerConfig, Listen};
 use ordq_core::{Db, Options};
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};

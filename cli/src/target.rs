@@ -3,11 +3,11 @@
 //! command works the same on either.
 
 use crate::error::CliError;
-use ordq_core::client::{Client, ClientOptions};
 use ordq_core::{
     Db, DeadLetter, Engine, EnqueueItem, EnqueueOptions, Fault, Options, QueueConfig, QueueInfo,
     QueueStats, Receipt, RedriveMode, TaskInfo,
 };
+use ordq_wire::client::{Client, ClientOptions};
 use std::path::Path;
 
 /// A database the CLI operates on.

@@ -3,9 +3,9 @@
 //! `--token-file` or `ORDQ_TOKEN`. Between CLI invocations the test drives
 //! workers through its own client (claim, fail).
 
-use ordq_core::broker::{Broker, BrokerConfig, Listen};
-use ordq_core::client::{Client, ClientOptions};
+use ordq_broker::{Broker, BrokerConfig, Listen};
 use ordq_core::{ClaimOptions, Db, Durability, Engine, Options};
+use ordq_wire::client::{Client, ClientOptions};
 use serde_json::Value;
 use std::io::Write;
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
 //! [`Engine`]: every operation of the worker contract and the admin calls,
 //! implemented by the local engine ([`crate::Db`]) and by the broker client
-//! ([`crate::client::Client`]), so callers (the C ABI, the CLI, the broker)
+//! (`ordq_wire::Client`), so callers (the C ABI, the CLI, the broker)
 //! treat both alike.
 
 use crate::config::{ClaimOptions, EnqueueItem, QueueConfig, RedriveMode};

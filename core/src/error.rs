@@ -134,6 +134,53 @@ impl Error {
             Error::Unavailable(_) => ErrorCode::Unavailable,
         }
     }
+
+    /// The detail without the code: the message, the path of
+    /// `AlreadyOpen`, `found/supported` of `FormatTooNew`. With
+    /// [`Error::code`] it is all an error carries, so
+    /// [`Error::from_parts`] rebuilds it (the wire and the C ABI carry
+    /// errors this way).
+    pub fn detail(&self) -> String {
+        match self {
+            Error::InvalidArgument(m)
+            | Error::NotFound(m)
+            | Error::AlreadyExists(m)
+            | Error::LeaseLost(m)
+            | Error::TooLarge(m)
+            | Error::InvalidState(m)
+            | Error::Corrupt(m)
+            | Error::Io(m)
+            | Error::Unavailable(m) => m.clone(),
+            Error::AlreadyOpen(p) => p.display().to_string(),
+            Error::FormatTooNew { found, supported } => format!("{found}/{supported}"),
+            Error::Closed => "closed".to_string(),
+        }
+    }
+
+    /// The error of `code` with `detail` (as [`Error::detail`] gives it).
+    pub fn from_parts(code: ErrorCode, detail: String) -> Error {
+        let m = detail;
+        match code {
+            ErrorCode::InvalidArgument => Error::InvalidArgument(m),
+            ErrorCode::NotFound => Error::NotFound(m),
+            ErrorCode::AlreadyExists => Error::AlreadyExists(m),
+            ErrorCode::AlreadyOpen => Error::AlreadyOpen(PathBuf::from(m)),
+            ErrorCode::LeaseLost => Error::LeaseLost(m),
+            ErrorCode::TooLarge => Error::TooLarge(m),
+            ErrorCode::InvalidState => Error::InvalidState(m),
+            ErrorCode::FormatTooNew => {
+                let mut it = m.split('/').map(|v| v.parse().unwrap_or(0));
+                Error::FormatTooNew {
+                    found: it.next().unwrap_or(0),
+                    supported: it.next().unwrap_or(0),
+                }
+            }
+            ErrorCode::Corrupt => Error::Corrupt(m),
+            ErrorCode::Io => Error::Io(m),
+            ErrorCode::Closed => Error::Closed,
+            ErrorCode::Unavailable => Error::Unavailable(m),
+        }
+    }
 }
 
 impl fmt::Display for Error {

@@ -19,8 +19,7 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod broker;
-pub mod client;
+pub mod b64;
 pub mod clock;
 pub mod config;
 mod db;
@@ -28,11 +27,9 @@ pub mod engine;
 pub mod error;
 pub mod hash;
 mod oneshot;
-pub mod protocol;
 mod queue;
 pub mod record;
 mod store;
-mod stream;
 pub mod tables;
 pub mod types;
 mod writer;

@@ -141,10 +141,10 @@ pub struct TaskInfo {
     /// Worker of the last lease, start and commit.
     pub worker: Option<String>,
     /// Payload; `None` once pruned or purged. Base64 in JSON.
-    #[serde(with = "crate::protocol::b64::opt")]
+    #[serde(with = "crate::b64::opt")]
     pub payload: Option<Vec<u8>>,
     /// Result of completion; `None` if none or pruned. Base64 in JSON.
-    #[serde(with = "crate::protocol::b64::opt")]
+    #[serde(with = "crate::b64::opt")]
     pub result: Option<Vec<u8>>,
     /// Offset this task was re-enqueued from by a redrive.
     pub redriven_from: Option<u64>,

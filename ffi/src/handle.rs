@@ -10,8 +10,8 @@ use crate::status::ordq_status;
 use crate::util::{
     boundary, boundary_value, obj, opt_obj, opt_str_in, str_in, usize_from_u64, Out,
 };
-use ordq_core::client::{Client, ClientOptions};
 use ordq_core::{Db, Durability, Engine, Options};
+use ordq_wire::client::{Client, ClientOptions};
 use std::ffi::c_char;
 use std::path::PathBuf;
 use std::time::Duration;

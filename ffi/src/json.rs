@@ -75,7 +75,7 @@ pub(crate) fn to_bytes(v: &Value) -> FfiResult<ordq_bytes> {
 
 #[cfg(test)]
 mod tests {
-    use ordq_core::protocol::b64::encode as base64;
+    use ordq_core::b64::encode as base64;
 
     #[test]
     fn base64_rfc4648_vectors() {

@@ -4,7 +4,7 @@
 //! sharing the handle, a broker restart with leases kept, the token from
 //! the options or `ORDQ_TOKEN`, and the timeout option.
 
-use ordq_core::broker::{Broker, BrokerConfig, Listen};
+use ordq_broker::{Broker, BrokerConfig, Listen};
 use ordq_core::{Db, Durability, Options};
 use ordq_ffi::*;
 use serde_json::Value;

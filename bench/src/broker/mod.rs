@@ -7,7 +7,7 @@
 //! For each broker figure: a fresh `ordq serve` (release build) with a
 //! fresh database in a fresh temporary directory; the driver (this
 //! process) creates the queue and, on one thread over the core
-//! [`ordq_core::client::Client`], enqueues every job in batches of 100
+//! [`ordq_wire::client::Client`], enqueues every job in batches of 100
 //! while the worker processes claim and complete them. Workers report
 //! their completions and the wall-clock time of their last one; the clock
 //! runs from the moment the workers are told to start to the last
@@ -22,8 +22,8 @@ use crate::measure::Measure;
 use crate::scenarios::{self, Env, Workers};
 use crate::sys::{Probe, Usage};
 use crate::util::thousands;
-use ordq_core::client::Client;
 use ordq_core::{Durability, Engine, EnqueueItem, QueueConfig};
+use ordq_wire::client::Client;
 use server::{PidProbe, Server};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -52,7 +52,7 @@ const TARGET: f64 = 50_000.0;
 pub enum Api {
     /// The `ordq` crate over the C ABI, opened with a `unix://` URI.
     Crate,
-    /// The core broker client, `ordq_core::client::Client`.
+    /// The core broker client, `ordq_wire::client::Client`.
     Core,
 }
 

@@ -6,7 +6,7 @@
 
 use crate::sys::{cpu_secs_of, Usage};
 use crate::util::TempDir;
-use ordq_core::client::{Client, ClientOptions};
+use ordq_wire::client::{Client, ClientOptions};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -16,8 +16,8 @@
 //! any process.
 
 use super::{Api, Mode, CLAIM_WAIT, RESULT};
-use ordq_core::client::{Client, ClientOptions};
 use ordq_core::Engine;
+use ordq_wire::client::{Client, ClientOptions};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};

@@ -3,7 +3,7 @@
 //! broker.
 
 use ordq::{ClaimOptions, Db, EnqueueOptions, ErrorKind, Options, QueueConfig};
-use ordq_core::broker::{Broker, BrokerConfig, Listen};
+use ordq_broker::{Broker, BrokerConfig, Listen};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,4 @@
-//! [`Client`]: the broker's client, an [`crate::Engine`] over the wire
+//! [`Client`]: the broker's client, an [`ordq_core::Engine`] over the wire
 //! protocol with pipelining, reconnects and deadlines.
 //!
 //! One `Client` holds one connection (`unix:///path` or `tcp://host:port`)
@@ -28,16 +28,16 @@
 //! completes its leases with the same tokens (fencing still refuses stale
 //! ones).
 
-use crate::config::{ClaimOptions, EnqueueItem, QueueConfig, RedriveMode};
-use crate::engine::Engine;
-use crate::error::{Error, Result};
 use crate::protocol::{
     self, Claim, Complete, CompleteItem, Completions, CreateQueue, DlqPurge, DlqRedrive, Enqueue,
     Expiry, Fail, Heartbeat, Hello, HelloOk, NoArgs, Purged, QueueRef, RawResponse, Receipts,
     Request, TaskList, TaskRef, TokenRef, WireDeadLetter, WireLease, PROTOCOL_VERSION,
 };
 use crate::stream::Stream;
-use crate::types::{
+use ordq_core::config::{ClaimOptions, EnqueueItem, QueueConfig, RedriveMode};
+use ordq_core::engine::Engine;
+use ordq_core::error::{Error, Result};
+use ordq_core::types::{
     Completion, DeadLetter, FailOutcome, Fault, Lease, QueueInfo, QueueStats, Receipt, TaskInfo,
     Token,
 };
@@ -1027,7 +1027,7 @@ impl Engine for Client {
         let e: Expiry = self.call(
             Request::Heartbeat(Heartbeat {
                 token,
-                lease_ms: lease.map(crate::clock::millis),
+                lease_ms: lease.map(ordq_core::clock::millis),
             }),
             Duration::ZERO,
         )?;

@@ -3,8 +3,8 @@
 //! directory, no stolen live socket) and the stream type both kinds of
 //! connection share.
 
-use crate::error::{Error, Result};
-pub(crate) use crate::stream::Stream;
+use ordq_core::error::{Error, Result};
+pub(crate) use ordq_wire::stream::Stream;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};

@@ -3,10 +3,12 @@
 //! embedding program may not ignore it). Its own test binary, since the
 //! action is process-wide.
 
+// The engine tests' helpers (temp dirs, manual clocks), shared, not copied.
+#[path = "../../core/tests/common/mod.rs"]
 mod common;
 
 use common::TempDir;
-use ordq_core::broker::{Broker, BrokerConfig, Listen};
+use ordq_broker::{Broker, BrokerConfig, Listen};
 use ordq_core::{Db, Options};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;

@@ -3,12 +3,14 @@
 //! SIGPIPE action (a C or Go program embedding libordq may not ignore it).
 //! Its own test binary, since the action is process-wide.
 
+// The engine tests' helpers (temp dirs, manual clocks), shared, not copied.
+#[path = "../../core/tests/common/mod.rs"]
 mod common;
 
 use common::TempDir;
-use ordq_core::client::{Client, ClientOptions};
-use ordq_core::protocol::{encode_ok, HelloOk, PROTOCOL_VERSION};
 use ordq_core::{Engine, ErrorCode};
+use ordq_wire::client::{Client, ClientOptions};
+use ordq_wire::protocol::{encode_ok, HelloOk, PROTOCOL_VERSION};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};

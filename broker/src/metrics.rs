@@ -1,9 +1,9 @@
 //! The broker's counters and their Prometheus text rendering, together
 //! with every queue's stats from the engine.
 
-use crate::db::Db;
-use crate::error::ErrorCode;
-use crate::protocol::Request;
+use ordq_core::error::ErrorCode;
+use ordq_core::Db;
+use ordq_wire::protocol::Request;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -261,7 +261,7 @@ fn render_queues(o: &mut String, db: &Db) {
         Ok(qs) => qs.iter().filter_map(|q| db.stats(&q.name).ok()).collect(),
         Err(_) => Vec::new(),
     };
-    type Field = fn(&crate::types::QueueStats) -> f64;
+    type Field = fn(&ordq_core::types::QueueStats) -> f64;
     let series: [(&str, &str, &str, Field); 17] = [
         ("ordq_queue_ready", "gauge", "Tasks ready.", |s| {
             s.ready as f64

@@ -2,12 +2,14 @@
 //! Unix and TCP, framing errors, limits, pipelining, leases that outlive
 //! connections, and graceful shutdown.
 
+// The engine tests' helpers (temp dirs, manual clocks), shared, not copied.
+#[path = "../../core/tests/common/mod.rs"]
 mod common;
 
 use common::TempDir;
-use ordq_core::broker::{Broker, BrokerConfig, Listen};
-use ordq_core::protocol::PROTOCOL_VERSION;
+use ordq_broker::{Broker, BrokerConfig, Listen};
 use ordq_core::{Db, ErrorCode, Options, QueueConfig};
+use ordq_wire::protocol::PROTOCOL_VERSION;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

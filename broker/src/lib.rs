@@ -1,8 +1,8 @@
-//! The broker: serves one [`crate::Db`] to many processes over the wire
-//! protocol ([`crate::protocol`]) on Unix sockets and TCP.
+//! The broker: serves one [`ordq_core::Db`] to many processes over the wire
+//! protocol ([`ordq_wire::protocol`]) on Unix sockets and TCP.
 //!
 //! ```no_run
-//! use ordq_core::broker::{Broker, BrokerConfig, Listen};
+//! use ordq_broker::{Broker, BrokerConfig, Listen};
 //! use ordq_core::{Db, Options};
 //! let db = Db::open("jobs.ordq", Options::default())?;
 //! let cfg = BrokerConfig {
@@ -22,6 +22,8 @@
 //! share its group commits. Leases belong to workers, not connections: a
 //! connection that drops releases nothing.
 
+#![warn(missing_docs)]
+
 mod conn;
 mod dispatch;
 mod http;
@@ -31,11 +33,11 @@ mod pool;
 
 pub use listen::Listen;
 
-use crate::db::Db;
-use crate::error::{Error, Result};
-use crate::protocol::DEFAULT_MAX_FRAME;
 use listen::{is_loopback, Listener, Stream};
 use metrics::{Metrics, Reject};
+use ordq_core::error::{Error, Result};
+use ordq_core::Db;
+use ordq_wire::protocol::DEFAULT_MAX_FRAME;
 use pool::Pool;
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -266,7 +268,7 @@ impl Shared {
 /// Tells a refused client why, without waiting on it.
 fn refuse(mut stream: Stream, e: &Error) {
     let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-    let _ = stream.write_all(&crate::protocol::encode_err(None, e));
+    let _ = stream.write_all(&ordq_wire::protocol::encode_err(None, e));
     stream.shutdown(Shutdown::Write);
 }
 

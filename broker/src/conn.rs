@@ -9,9 +9,9 @@ use super::dispatch::{dispatch, Answer};
 use super::listen::Stream;
 use super::metrics::Reject;
 use super::Shared;
-use crate::error::Error;
-use crate::protocol::{HelloOk, RawRequest, Request, PROTOCOL_VERSION};
 use crossbeam_channel::{Receiver, Sender};
+use ordq_core::error::Error;
+use ordq_wire::protocol::{HelloOk, RawRequest, Request, PROTOCOL_VERSION};
 use serde::Deserialize;
 use std::io::{self, BufWriter, Read, Write};
 use std::net::Shutdown;
@@ -260,7 +260,7 @@ impl Conn {
             max_frame: cfg.max_frame,
             max_inflight: cfg.max_inflight,
         };
-        let _ = self.out.send(crate::protocol::encode_ok(raw.id, &ok));
+        let _ = self.out.send(ordq_wire::protocol::encode_ok(raw.id, &ok));
         self.shared.metrics.finish("hello", t0.elapsed());
         Ok(())
     }

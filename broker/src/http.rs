@@ -3,7 +3,7 @@
 //! at most a few connections served at once; anything else is 404/405.
 
 use super::{wait_readable, Shared};
-use crate::error::{Error, Result};
+use ordq_core::error::{Error, Result};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};

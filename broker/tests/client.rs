@@ -4,16 +4,18 @@
 //! threads on one client, deadlines, reconnects, resend rules, leases
 //! across reconnects and tokens.
 
+// The engine tests' helpers (temp dirs, manual clocks), shared, not copied.
+#[path = "../../core/tests/common/mod.rs"]
 mod common;
 
 use common::{manual_options, TempDir, T0};
-use ordq_core::broker::{Broker, BrokerConfig, Listen};
-use ordq_core::client::{Client, ClientOptions};
-use ordq_core::protocol::{encode_err, encode_ok, HelloOk, RawRequest, PROTOCOL_VERSION};
+use ordq_broker::{Broker, BrokerConfig, Listen};
 use ordq_core::{
     Backoff, ClaimOptions, Db, Durability, Engine, EnqueueItem, EnqueueOptions, Error, ErrorCode,
     FailOutcome, ManualClock, Options, QueueConfig, RedriveMode, TaskState, Token,
 };
+use ordq_wire::client::{Client, ClientOptions};
+use ordq_wire::protocol::{encode_err, encode_ok, HelloOk, RawRequest, PROTOCOL_VERSION};
 use serde_json::json;
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Write};

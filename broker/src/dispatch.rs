@@ -1,9 +1,9 @@
 //! One request → one engine call → one response frame.
 
-use crate::config::EnqueueItem;
-use crate::db::Db;
-use crate::error::{Error, ErrorCode, Result};
-use crate::protocol::{
+use ordq_core::config::EnqueueItem;
+use ordq_core::error::{Error, ErrorCode, Result};
+use ordq_core::Db;
+use ordq_wire::protocol::{
     encode_err, encode_ok, Claim, Expiry, ItemOutcome, NoArgs, Purged, Request, WireDeadLetter,
     WireLease,
 };

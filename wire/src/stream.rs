@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// One connection, Unix or TCP.
 #[derive(Debug)]
-pub(crate) enum Stream {
+pub enum Stream {
     /// Over a Unix socket.
     Unix(UnixStream),
     /// Over TCP.
@@ -17,7 +17,7 @@ pub(crate) enum Stream {
 
 impl Stream {
     /// Another handle on the same socket.
-    pub(crate) fn try_clone(&self) -> io::Result<Stream> {
+    pub fn try_clone(&self) -> io::Result<Stream> {
         Ok(match self {
             Stream::Unix(s) => Stream::Unix(s.try_clone()?),
             Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
@@ -25,7 +25,7 @@ impl Stream {
     }
 
     /// Shuts down one or both directions (wakes a blocked reader).
-    pub(crate) fn shutdown(&self, how: Shutdown) {
+    pub fn shutdown(&self, how: Shutdown) {
         let _ = match self {
             Stream::Unix(s) => s.shutdown(how),
             Stream::Tcp(s) => s.shutdown(how),
@@ -33,7 +33,7 @@ impl Stream {
     }
 
     /// Sets the receive timeout (`None`: wait for ever).
-    pub(crate) fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         match self {
             Stream::Unix(s) => s.set_read_timeout(t),
             Stream::Tcp(s) => s.set_read_timeout(t),
@@ -41,7 +41,7 @@ impl Stream {
     }
 
     /// Sets the send timeout.
-    pub(crate) fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         match self {
             Stream::Unix(s) => s.set_write_timeout(t),
             Stream::Tcp(s) => s.set_write_timeout(t),

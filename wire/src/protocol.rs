@@ -9,13 +9,12 @@
 //! with padding. Every connection starts with `hello`. docs/PROTOCOL.md
 //! specifies each operation with an example exchange.
 
-use crate::config::{ClaimOptions, EnqueueItem, EnqueueOptions, QueueConfig, RedriveMode};
-use crate::error::{Error, ErrorCode, Result};
-use crate::types::{Completion, Fault, Lease, Receipt, TaskInfo, Token};
+use ordq_core::config::{ClaimOptions, EnqueueItem, EnqueueOptions, QueueConfig, RedriveMode};
+use ordq_core::error::{Error, ErrorCode, Result};
+use ordq_core::types::{Completion, Fault, Lease, Receipt, TaskInfo, Token};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// Protocol version spoken by this build; `hello` must carry it.
@@ -23,61 +22,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Default largest frame, bytes, including the newline.
 pub const DEFAULT_MAX_FRAME: usize = 4 << 20;
 
-/// Serde helpers for bytes as standard base64 with padding.
-pub mod b64 {
-    use base64::engine::general_purpose::STANDARD;
-    use base64::Engine as _;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Encodes bytes.
-    pub fn encode(bytes: &[u8]) -> String {
-        STANDARD.encode(bytes)
-    }
-
-    /// Decodes a base64 string, naming `what` in the error.
-    pub fn decode(text: &str, what: &str) -> crate::Result<Vec<u8>> {
-        STANDARD
-            .decode(text)
-            .map_err(|e| crate::Error::InvalidArgument(format!("{what} is not valid base64: {e}")))
-    }
-
-    /// `Vec<u8>` as a base64 string.
-    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&encode(b))
-    }
-
-    /// A base64 string as `Vec<u8>`.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        STANDARD
-            .decode(s.as_bytes())
-            .map_err(serde::de::Error::custom)
-    }
-
-    /// `Option<Vec<u8>>` as a base64 string or null.
-    pub mod opt {
-        use super::*;
-
-        /// Serialises `Some` as base64, `None` as null.
-        pub fn serialize<S: Serializer>(b: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
-            match b {
-                Some(b) => s.serialize_some(&encode(b)),
-                None => s.serialize_none(),
-            }
-        }
-
-        /// Reads a base64 string or null.
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
-            match Option::<std::borrow::Cow<'de, str>>::deserialize(d)? {
-                Some(s) => STANDARD
-                    .decode(s.as_bytes())
-                    .map(Some)
-                    .map_err(serde::de::Error::custom),
-                None => Ok(None),
-            }
-        }
-    }
-}
+use ordq_core::b64;
 
 /// `hello` arguments: who the client is and what it speaks.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -178,7 +123,7 @@ impl From<EnqueueItem> for WireItem {
             payload: it.payload,
             priority: o.priority,
             not_before: o.not_before,
-            delay_ms: o.delay.map(crate::clock::millis),
+            delay_ms: o.delay.map(ordq_core::clock::millis),
             max_attempts: o.max_attempts,
             idempotency_key: o.idempotency_key,
             headers: o.headers,
@@ -244,8 +189,8 @@ impl Claim {
             queue: queue.to_string(),
             worker: worker.to_string(),
             max: o.max,
-            lease_ms: o.lease.map(crate::clock::millis),
-            wait_ms: crate::clock::millis(o.wait),
+            lease_ms: o.lease.map(ordq_core::clock::millis),
+            wait_ms: ordq_core::clock::millis(o.wait),
             shards: o.shards.clone(),
         }
     }
@@ -491,24 +436,10 @@ pub struct WireError {
 
 impl From<&Error> for WireError {
     fn from(e: &Error) -> Self {
-        let message = match e {
-            Error::InvalidArgument(m)
-            | Error::NotFound(m)
-            | Error::AlreadyExists(m)
-            | Error::LeaseLost(m)
-            | Error::TooLarge(m)
-            | Error::InvalidState(m)
-            | Error::Corrupt(m)
-            | Error::Io(m)
-            | Error::Unavailable(m) => m.clone(),
-            Error::AlreadyOpen(p) => p.display().to_string(),
-            Error::FormatTooNew { found, supported } => format!("{found}/{supported}"),
-            Error::Closed => "closed".to_string(),
-        };
         WireError {
             code: e.code().as_i32(),
             name: e.code().name().to_string(),
-            message,
+            message: e.detail(),
         }
     }
 }
@@ -517,29 +448,11 @@ impl WireError {
     /// The engine error this stands for; an unknown code becomes
     /// `Unavailable` naming it.
     pub fn into_error(self) -> Error {
-        let m = self.message;
         match ErrorCode::from_i32(self.code) {
-            Some(ErrorCode::InvalidArgument) => Error::InvalidArgument(m),
-            Some(ErrorCode::NotFound) => Error::NotFound(m),
-            Some(ErrorCode::AlreadyExists) => Error::AlreadyExists(m),
-            Some(ErrorCode::AlreadyOpen) => Error::AlreadyOpen(PathBuf::from(m)),
-            Some(ErrorCode::LeaseLost) => Error::LeaseLost(m),
-            Some(ErrorCode::TooLarge) => Error::TooLarge(m),
-            Some(ErrorCode::InvalidState) => Error::InvalidState(m),
-            Some(ErrorCode::FormatTooNew) => {
-                let mut it = m.split('/').map(|v| v.parse().unwrap_or(0));
-                Error::FormatTooNew {
-                    found: it.next().unwrap_or(0),
-                    supported: it.next().unwrap_or(0),
-                }
-            }
-            Some(ErrorCode::Corrupt) => Error::Corrupt(m),
-            Some(ErrorCode::Io) => Error::Io(m),
-            Some(ErrorCode::Closed) => Error::Closed,
-            Some(ErrorCode::Unavailable) => Error::Unavailable(m),
-            _ => Error::Unavailable(format!(
-                "broker answered with unknown error code {} ({}): {m}",
-                self.code, self.name
+            Some(code) => Error::from_parts(code, self.message),
+            None => Error::Unavailable(format!(
+                "broker answered with unknown error code {} ({}): {}",
+                self.code, self.name, self.message
             )),
         }
     }
@@ -821,7 +734,7 @@ mod tests {
         let errs = [
             Error::InvalidArgument("a".into()),
             Error::NotFound("b".into()),
-            Error::AlreadyOpen(PathBuf::from("/x/y")),
+            Error::AlreadyOpen(std::path::PathBuf::from("/x/y")),
             Error::LeaseLost("c".into()),
             Error::FormatTooNew {
                 found: 3,
