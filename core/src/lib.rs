@@ -32,6 +32,7 @@ pub mod record;
 mod store;
 pub mod tables;
 pub mod types;
+pub mod wal;
 mod writer;
 
 pub use clock::{Clock, ManualClock, SystemClock};
