@@ -8,7 +8,7 @@ use crate::config::{
 use crate::error::{Error, Result};
 use crate::hash::task_id;
 use crate::oneshot;
-use crate::queue::Claimed;
+use crate::sched::Claimed;
 use crate::store;
 use crate::types::{
     Completion, DeadLetter, FailOutcome, Fault, Lease, QueueInfo, QueueStats, Receipt, TaskInfo,
