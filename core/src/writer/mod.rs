@@ -3,6 +3,9 @@
 //! commit), then answers every caller. Parked claims are answered by the
 //! writer when work arrives or their wait ends.
 
+mod apply;
+mod waiters;
+
 use crate::clock::millis;
 use crate::config::{ClaimOptions, Durability, EnqueueItem, Options, QueueConfig, RedriveMode};
 use crate::error::{Error, Result};
@@ -16,7 +19,8 @@ use redb::ReadableTable;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use waiters::Waiter;
 
 /// Reply channel of one operation.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
@@ -95,14 +99,6 @@ pub(crate) enum Op {
     },
 }
 
-struct Waiter {
-    qid: u32,
-    worker: String,
-    opts: ClaimOptions,
-    deadline: Instant,
-    reply: Reply<Vec<Claimed>>,
-}
-
 type Deferred = Box<dyn FnOnce(Option<&Error>) + Send>;
 
 /// What the writer has done since open, to observe group commit.
@@ -132,13 +128,6 @@ pub(crate) struct Writer {
     /// aborted instead of committed (no fsync for an empty claim).
     wrote: bool,
     counters: Arc<Counters>,
-}
-
-/// `now + wait`, capped a year ahead instead of overflowing `Instant`.
-fn far_deadline(wait: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(wait.min(Duration::from_secs(365 * 24 * 3600)))
-        .unwrap_or(now)
 }
 
 fn is_fatal(e: &Error) -> bool {
@@ -287,36 +276,6 @@ impl Writer {
         }
     }
 
-    fn next_wake(&self) -> Option<Duration> {
-        let now_ms = self.opts.clock.now_ms();
-        let now = Instant::now();
-        let mut best: Option<Duration> = None;
-        let mut take = |d: Duration| {
-            best = Some(best.map_or(d, |b: Duration| b.min(d)));
-        };
-        for w in &self.waiters {
-            take(w.deadline.saturating_duration_since(now));
-        }
-        for q in self.queues.values() {
-            if let Some(t) = q.next_timer() {
-                take(Duration::from_millis(t.saturating_sub(now_ms)));
-            }
-            if let Some(t) = q.prune_due_at() {
-                take(Duration::from_millis(t.saturating_sub(now_ms)));
-            }
-        }
-        best
-    }
-
-    fn expire_waiters(&mut self) {
-        let now = Instant::now();
-        let (due, keep): (Vec<_>, Vec<_>) = self.waiters.drain(..).partition(|w| w.deadline <= now);
-        self.waiters = keep;
-        for w in due {
-            w.reply.send(Ok(Vec::new()));
-        }
-    }
-
     /// Answers after the commit; a success means the batch wrote.
     fn defer<T: Send + 'static>(&mut self, reply: Reply<T>, r: Result<T>) -> Result<()> {
         self.wrote |= r.is_ok();
@@ -413,26 +372,6 @@ impl Writer {
         }
     }
 
-    fn apply_poisoned(&mut self, op: Op, e: &Error) {
-        match op {
-            Op::CreateQueue { reply, .. } => reply.send(Err(e.clone())),
-            Op::DeleteQueue { reply, .. } => reply.send(Err(e.clone())),
-            Op::Enqueue { reply, .. } => reply.send(Err(e.clone())),
-            Op::Claim { reply, .. } => reply.send(Err(e.clone())),
-            Op::Heartbeat { reply, .. } => reply.send(Err(e.clone())),
-            Op::Start { reply, .. } => reply.send(Err(e.clone())),
-            Op::Complete { reply, .. } => reply.send(Err(e.clone())),
-            Op::Fail { reply, .. } => reply.send(Err(e.clone())),
-            Op::Release { reply, .. } => reply.send(Err(e.clone())),
-            Op::Redrive { reply, .. } => reply.send(Err(e.clone())),
-            Op::Purge { reply, .. } => reply.send(Err(e.clone())),
-            Op::Stats { reply, .. } => reply.send(Err(e.clone())),
-            Op::Pending { reply, .. } => reply.send(Err(e.clone())),
-            Op::Sync { reply } => reply.send(Err(e.clone())),
-            Op::Shutdown { reply } => reply.send(()),
-        }
-    }
-
     fn apply_batch(&mut self, txn: &redb::WriteTransaction, ops: Vec<Op>, now: u64) -> Result<()> {
         let mut tx = Tx::open(txn)?;
         for q in self.queues.values_mut() {
@@ -453,259 +392,6 @@ impl Writer {
             tx.meta
                 .insert(META_FENCE, self.next_fence.to_le_bytes().as_slice())?;
         }
-        Ok(())
-    }
-
-    fn pending(&self, queue: &str, after: Option<u64>, limit: usize) -> Result<Vec<u64>> {
-        self.qid(queue)
-            .map(|id| self.queues[&id].pending_offsets(after, limit))
-    }
-
-    fn qid(&self, name: &str) -> Result<u32> {
-        self.names
-            .get(name)
-            .copied()
-            .ok_or_else(|| Error::NotFound(format!("queue {name}")))
-    }
-
-    fn for_token(&mut self, t: &Token) -> Result<&mut QueueSched> {
-        self.queues
-            .get_mut(&t.queue_id)
-            .ok_or_else(|| Error::LeaseLost(format!("queue {} no longer exists", t.queue_id)))
-    }
-
-    fn apply(&mut self, tx: &mut Tx<'_>, now: u64, op: Op) -> Result<()> {
-        match op {
-            Op::CreateQueue { name, cfg, reply } => {
-                let r = self.create_queue(tx, now, name, cfg);
-                self.defer(reply, r)
-            }
-            Op::DeleteQueue { name, reply } => {
-                let r = self.delete_queue(tx, &name);
-                self.defer(reply, r)
-            }
-            Op::Enqueue {
-                queue,
-                items,
-                reply,
-            } => {
-                let r = self.qid(&queue).and_then(|id| {
-                    let q = self.queues.get_mut(&id).expect("queue");
-                    items
-                        .iter()
-                        .map(|it| q.enqueue(tx, now, &it.key, &it.payload, &it.opts, None))
-                        .collect()
-                });
-                self.defer(reply, r)
-            }
-            Op::Claim {
-                queue,
-                worker,
-                opts,
-                reply,
-            } => {
-                let id = match self.qid(&queue) {
-                    Ok(id) => id,
-                    Err(e) => return self.defer(reply, Err(e)),
-                };
-                let r = self.claim(tx, now, id, &worker, &opts);
-                let empty = matches!(&r, Ok(v) if v.is_empty());
-                if empty && !opts.wait.is_zero() {
-                    self.waiters.push(Waiter {
-                        qid: id,
-                        worker,
-                        deadline: far_deadline(opts.wait),
-                        opts,
-                        reply,
-                    });
-                    return Ok(());
-                }
-                if empty {
-                    return self.defer_read(reply, r);
-                }
-                self.defer(reply, r)
-            }
-            Op::Heartbeat {
-                token,
-                lease,
-                reply,
-            } => {
-                let r = self.for_token(&token).and_then(|q| {
-                    let ms = millis(lease.unwrap_or(q.info.config.lease));
-                    q.heartbeat(tx, now, &token, ms)
-                });
-                self.defer(reply, r)
-            }
-            Op::Start { token, reply } => {
-                let r = self
-                    .for_token(&token)
-                    .and_then(|q| q.start(tx, now, &token));
-                self.defer(reply, r)
-            }
-            Op::Complete { items, reply } => {
-                let mut out = Vec::with_capacity(items.len());
-                let mut fatal = None;
-                for (t, res) in &items {
-                    let r = self.for_token(t).and_then(|q| q.complete(tx, now, t, res));
-                    if let Err(e) = &r {
-                        if is_fatal(e) {
-                            fatal = Some(e.clone());
-                        }
-                    }
-                    out.push(r);
-                }
-                self.defer(reply, Ok(out))?;
-                fatal.map_or(Ok(()), Err)
-            }
-            Op::Fail {
-                token,
-                error,
-                retryable,
-                reply,
-            } => {
-                let r = self
-                    .for_token(&token)
-                    .and_then(|q| q.fail(tx, now, &token, &error, retryable));
-                self.defer(reply, r)
-            }
-            Op::Release { token, reply } => {
-                let r = self
-                    .for_token(&token)
-                    .and_then(|q| q.release(tx, now, &token));
-                self.defer(reply, r)
-            }
-            Op::Redrive {
-                queue,
-                offset,
-                mode,
-                reply,
-            } => {
-                let r = self.qid(&queue).and_then(|id| {
-                    let q = self.queues.get_mut(&id).expect("queue");
-                    q.redrive(tx, now, offset, mode)
-                });
-                self.defer(reply, r)
-            }
-            Op::Purge {
-                queue,
-                offset,
-                reply,
-            } => {
-                let r = self.qid(&queue).and_then(|id| {
-                    let q = self.queues.get_mut(&id).expect("queue");
-                    q.purge(tx, now, offset)
-                });
-                self.defer(reply, r)
-            }
-            Op::Stats { queue, reply } => {
-                let r = self.qid(&queue).map(|id| self.queues[&id].stats(now));
-                self.defer_read(reply, r)
-            }
-            Op::Pending {
-                queue,
-                after,
-                limit,
-                reply,
-            } => {
-                let r = self.pending(&queue, after, limit);
-                self.defer_read(reply, r)
-            }
-            Op::Sync { reply } => self.defer_read(reply, Ok(())),
-            Op::Shutdown { reply } => {
-                // `run` takes shutdown out of every batch; never reached.
-                reply.send(());
-                Ok(())
-            }
-        }
-    }
-
-    fn claim(
-        &mut self,
-        tx: &mut Tx<'_>,
-        now: u64,
-        id: u32,
-        worker: &str,
-        opts: &ClaimOptions,
-    ) -> Result<Vec<Claimed>> {
-        let q = self.queues.get_mut(&id).expect("queue");
-        if let Some(s) = &opts.shards {
-            if let Some(bad) = s.iter().find(|&&s| s >= q.info.config.shards) {
-                return Err(Error::InvalidArgument(format!(
-                    "shard {bad} out of range: queue {} has {} shards",
-                    q.info.name, q.info.config.shards
-                )));
-            }
-        }
-        let lease = millis(opts.lease.unwrap_or(q.info.config.lease));
-        q.claim(
-            tx,
-            now,
-            worker,
-            lease,
-            opts.max,
-            opts.shards.as_deref(),
-            &mut self.next_fence,
-        )
-    }
-
-    fn serve_waiters(&mut self, tx: &mut Tx<'_>, now: u64) -> Result<()> {
-        let mut i = 0;
-        while i < self.waiters.len() {
-            let w = &self.waiters[i];
-            let eligible = self
-                .queues
-                .get(&w.qid)
-                .map(|q| q.has_eligible(w.opts.shards.as_deref()));
-            match eligible {
-                Some(false) => i += 1,
-                None => {
-                    let w = self.waiters.remove(i);
-                    self.defer(w.reply, Err(Error::NotFound("queue was deleted".into())))?;
-                }
-                Some(true) => {
-                    let w = self.waiters.remove(i);
-                    let r = self.claim(tx, now, w.qid, &w.worker, &w.opts);
-                    self.defer(w.reply, r)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn create_queue(
-        &mut self,
-        tx: &mut Tx<'_>,
-        now: u64,
-        name: String,
-        cfg: QueueConfig,
-    ) -> Result<QueueInfo> {
-        if self.names.contains_key(&name) {
-            return Err(Error::AlreadyExists(format!("queue {name}")));
-        }
-        let id = self.next_queue_id;
-        let info = QueueInfo {
-            name: name.clone(),
-            id,
-            config: cfg,
-            created_at: now,
-        };
-        let j = serde_json::to_vec(&info).map_err(|e| Error::Io(e.to_string()))?;
-        tx.queues.insert(name.as_str(), j.as_slice())?;
-        tx.meta
-            .insert(META_NEXT_QUEUE, (id + 1).to_le_bytes().as_slice())?;
-        let mut q = QueueSched::new(info.clone(), QueueState::default());
-        q.dirty = true;
-        self.next_queue_id += 1;
-        self.names.insert(name, id);
-        self.queues.insert(id, q);
-        Ok(info)
-    }
-
-    fn delete_queue(&mut self, tx: &mut Tx<'_>, name: &str) -> Result<()> {
-        let id = self.qid(name)?;
-        self.queues[&id].drop_rows(tx)?;
-        self.queues.remove(&id);
-        self.names.remove(name);
         Ok(())
     }
 }
