@@ -13,7 +13,7 @@ use std::time::Duration;
 /// `hello` arguments: who the client is and what it speaks.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Hello {
-    /// Protocol version the client speaks; must equal [`PROTOCOL_VERSION`].
+    /// Protocol version the client speaks; must equal [`super::PROTOCOL_VERSION`].
     pub protocol: u32,
     /// Client library name, e.g. `ordq-go`.
     #[serde(default)]

@@ -1,6 +1,9 @@
 //! The public handle: [`Db`]. Writes go to the writer thread; reads use
 //! their own read transactions and never wait for it.
 
+mod checks;
+mod reads;
+
 use crate::config::{
     validate_queue_name, ClaimOptions, EnqueueItem, EnqueueOptions, Options, QueueConfig,
     RedriveMode,
@@ -10,11 +13,9 @@ use crate::hash::task_id;
 use crate::oneshot;
 use crate::sched::Claimed;
 use crate::store;
-use crate::types::{
-    Completion, DeadLetter, FailOutcome, Fault, Lease, QueueInfo, QueueStats, Receipt, TaskInfo,
-    Token,
-};
+use crate::types::{Completion, FailOutcome, Lease, QueueInfo, Receipt, Token};
 use crate::writer::{Counters, Op, Reply, Writer};
+use checks::{check_lease, check_worker};
 use crossbeam_channel::Sender;
 use redb::ReadableDatabase;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 /// Longest worker id, in bytes.
 pub const MAX_WORKER_ID: usize = 256;
+
 /// Most leases one claim may ask for.
 pub const MAX_CLAIM: usize = 10_000;
 
@@ -74,24 +76,6 @@ impl std::fmt::Debug for Db {
         f.debug_struct("Db")
             .field("path", &self.inner.path)
             .finish()
-    }
-}
-
-fn check_worker(worker: &str) -> Result<()> {
-    if worker.is_empty() || worker.len() > MAX_WORKER_ID {
-        return Err(Error::InvalidArgument(format!(
-            "worker id must be 1..={MAX_WORKER_ID} bytes"
-        )));
-    }
-    Ok(())
-}
-
-fn check_lease(lease: Option<Duration>) -> Result<()> {
-    match lease {
-        Some(l) if l < Duration::from_millis(1) => Err(Error::InvalidArgument(
-            "lease must be at least 1 ms (leases have millisecond resolution)".into(),
-        )),
-        _ => Ok(()),
     }
 }
 
@@ -177,17 +161,6 @@ impl Db {
         })
     }
 
-    /// A queue's configuration.
-    pub fn queue(&self, name: &str) -> Result<QueueInfo> {
-        validate_queue_name(name)?;
-        store::queue_info(&self.read()?, name)
-    }
-
-    /// Every queue, ordered by name.
-    pub fn list_queues(&self) -> Result<Vec<QueueInfo>> {
-        store::list_queues(&self.read()?)
-    }
-
     /// Deletes a queue and all its tasks, results and dead letters.
     pub fn delete_queue(&self, name: &str) -> Result<()> {
         validate_queue_name(name)?;
@@ -195,56 +168,6 @@ impl Db {
             name: name.to_string(),
             reply,
         })
-    }
-
-    fn check_item(&self, key: &str, payload: &[u8], o: &EnqueueOptions) -> Result<()> {
-        let opts = &self.inner.opts;
-        if payload.len() > opts.max_payload {
-            return Err(Error::TooLarge(format!(
-                "payload of {} bytes exceeds the limit of {} bytes",
-                payload.len(),
-                opts.max_payload
-            )));
-        }
-        if key.len() > opts.max_key {
-            return Err(Error::TooLarge(format!(
-                "key of {} bytes exceeds the limit of {} bytes",
-                key.len(),
-                opts.max_key
-            )));
-        }
-        let hdr: usize = o.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
-        if hdr > opts.max_headers {
-            return Err(Error::TooLarge(format!(
-                "headers of {hdr} bytes exceed the limit of {} bytes",
-                opts.max_headers
-            )));
-        }
-        if o.headers.keys().any(|k| k.is_empty()) {
-            return Err(Error::InvalidArgument(
-                "header names must not be empty".into(),
-            ));
-        }
-        if o.max_attempts == Some(0) {
-            return Err(Error::InvalidArgument(
-                "max_attempts must be at least 1".into(),
-            ));
-        }
-        if let Some(k) = &o.idempotency_key {
-            if k.is_empty() {
-                return Err(Error::InvalidArgument(
-                    "idempotency key must not be empty".into(),
-                ));
-            }
-            if k.len() > opts.max_key {
-                return Err(Error::TooLarge(format!(
-                    "idempotency key of {} bytes exceeds the limit of {} bytes",
-                    k.len(),
-                    opts.max_key
-                )));
-            }
-        }
-        Ok(())
     }
 
     /// Appends one task. With an idempotency key seen before, returns the
@@ -353,17 +276,6 @@ impl Db {
         self.call(|reply| Op::Start { token, reply })
     }
 
-    fn check_result(&self, result: &[u8]) -> Result<()> {
-        if result.len() > self.inner.opts.max_result {
-            return Err(Error::TooLarge(format!(
-                "result of {} bytes exceeds the limit of {} bytes",
-                result.len(),
-                self.inner.opts.max_result
-            )));
-        }
-        Ok(())
-    }
-
     /// Commits a task's result and frees its lane. Refuses a stale token
     /// with `LeaseLost`; a repeat with the same token returns the first
     /// outcome with `duplicate = true`.
@@ -402,85 +314,6 @@ impl Db {
     /// Gives a lease back; the attempt does not count.
     pub fn release(&self, token: Token) -> Result<()> {
         self.call(|reply| Op::Release { token, reply })
-    }
-
-    fn queue_read(&self, queue: &str) -> Result<(redb::ReadTransaction, QueueInfo)> {
-        validate_queue_name(queue)?;
-        let rtx = self.read()?;
-        let q = store::queue_info(&rtx, queue)?;
-        Ok((rtx, q))
-    }
-
-    /// Everything known about the task at `offset`.
-    pub fn get_task(&self, queue: &str, offset: u64) -> Result<TaskInfo> {
-        let (rtx, q) = self.queue_read(queue)?;
-        store::task(&rtx, &q, offset)
-    }
-
-    /// Fault history of a task, oldest first.
-    pub fn faults(&self, queue: &str, offset: u64) -> Result<Vec<Fault>> {
-        let (rtx, q) = self.queue_read(queue)?;
-        store::task(&rtx, &q, offset)?;
-        store::faults(&rtx, q.id, offset)
-    }
-
-    /// Counts per state, per-shard load and totals.
-    pub fn stats(&self, queue: &str) -> Result<QueueStats> {
-        validate_queue_name(queue)?;
-        self.call(|reply| Op::Stats {
-            queue: queue.to_string(),
-            reply,
-        })
-    }
-
-    /// Unfinished tasks (ready, delayed, in retry wait or leased) after
-    /// offset `after` (from the start if `None`), at most `limit`, in
-    /// offset order — not claim order, which also weighs priority and lane
-    /// heads. Leases nothing. The offsets come from the scheduler, so
-    /// finished history costs nothing; a task that finishes between that
-    /// and reading it is left out, so fewer than `limit` may come back
-    /// while more are pending.
-    pub fn pending(&self, queue: &str, after: Option<u64>, limit: usize) -> Result<Vec<TaskInfo>> {
-        validate_queue_name(queue)?;
-        let offsets = self.call(|reply| Op::Pending {
-            queue: queue.to_string(),
-            after,
-            limit,
-            reply,
-        })?;
-        let (rtx, q) = self.queue_read(queue)?;
-        let mut out = Vec::with_capacity(offsets.len());
-        for o in offsets {
-            let t = store::task(&rtx, &q, o)?;
-            if !t.state.is_terminal() {
-                out.push(t);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Dead letters after offset `after` (from the start if `None`), at
-    /// most `limit`, in offset order.
-    pub fn dlq_list(&self, queue: &str, after: Option<u64>, limit: usize) -> Result<Vec<TaskInfo>> {
-        let (rtx, q) = self.queue_read(queue)?;
-        store::dead_letters(&rtx, q.id, after, limit)?
-            .into_iter()
-            .map(|o| store::task(&rtx, &q, o))
-            .collect()
-    }
-
-    /// One dead letter with its full fault history.
-    pub fn dlq_get(&self, queue: &str, offset: u64) -> Result<DeadLetter> {
-        let (rtx, q) = self.queue_read(queue)?;
-        if !store::is_dead_letter(&rtx, q.id, offset)? {
-            return Err(Error::NotFound(format!(
-                "dead letter {offset} in queue {queue}"
-            )));
-        }
-        Ok(DeadLetter {
-            task: store::task(&rtx, &q, offset)?,
-            faults: store::faults(&rtx, q.id, offset)?,
-        })
     }
 
     /// Sends a dead letter back to the head of its lane (original offset)
