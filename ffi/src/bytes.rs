@@ -1,6 +1,6 @@
 //! `ordq_bytes`: an owned byte buffer handed to the caller.
 
-use crate::util::boundary_value;
+use crate::base::boundary_value;
 
 /// An owned byte buffer returned by ordq (JSON documents today). `ptr[len]`
 /// is always a NUL byte (not counted in `len`), so JSON can be printed as a

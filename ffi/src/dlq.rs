@@ -1,12 +1,12 @@
 //! The dead-letter queue: list, get (JSON), redrive, purge.
 
+use crate::base::ordq_status;
+use crate::base::{boundary, obj, str_in, Out};
+use crate::base::{ordq_error, Failure};
 use crate::bytes::ordq_bytes;
 use crate::enqueue::ordq_receipt;
-use crate::error::{ordq_error, Failure};
 use crate::handle::ordq_db;
 use crate::json;
-use crate::status::ordq_status;
-use crate::util::{boundary, obj, str_in, Out};
 use ordq_core::RedriveMode;
 use std::ffi::c_char;
 

@@ -1,11 +1,11 @@
 //! Enqueue: per-task options, headers, receipts, single and batch calls.
 
-use crate::error::{ordq_error, Failure, FfiResult};
-use crate::handle::ordq_db;
-use crate::status::ordq_status;
-use crate::util::{
+use crate::base::ordq_status;
+use crate::base::{
     boundary, boundary_value, obj, opt_obj, opt_str_in, slice_in, str_in, Out, OutSlice,
 };
+use crate::base::{ordq_error, Failure, FfiResult};
+use crate::handle::ordq_db;
 use ordq_core::{EnqueueItem, EnqueueOptions, Receipt};
 use std::collections::BTreeMap;
 use std::ffi::c_char;

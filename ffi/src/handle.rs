@@ -5,11 +5,11 @@
 //! through the [`Engine`] trait, so both behave alike behind one handle
 //! type.
 
-use crate::error::{ordq_error, Failure, FfiResult};
-use crate::status::ordq_status;
-use crate::util::{
+use crate::base::ordq_status;
+use crate::base::{
     boundary, boundary_value, obj, opt_obj, opt_str_in, str_in, usize_from_u64, Out,
 };
+use crate::base::{ordq_error, Failure, FfiResult};
 use ordq_core::{Db, Durability, Engine, Options};
 use ordq_wire::client::{Client, ClientOptions};
 use std::ffi::c_char;
@@ -37,17 +37,6 @@ enum Backend {
     /// The engine runs in a broker; calls go over its connection.
     Remote(Client),
 }
-
-// The header promises thread-safe handles and immutable, shareable result
-// objects: keep that checked by the compiler.
-const _: () = {
-    const fn thread_safe<T: Send + Sync>() {}
-    thread_safe::<ordq_db>();
-    thread_safe::<crate::lease::ordq_lease>();
-    thread_safe::<crate::lease::ordq_lease_list>();
-    thread_safe::<crate::queue::ordq_string_list>();
-    thread_safe::<crate::error::ordq_error>();
-};
 
 impl ordq_db {
     /// The engine behind the handle.

@@ -3,11 +3,11 @@
 //! (payload, result) are standard base64 with padding (RFC 4648 §4), as on
 //! the broker's wire protocol: `TaskInfo` serialises them so itself.
 
+use crate::base::ordq_status;
+use crate::base::{boundary, obj, str_in, Out};
+use crate::base::{ordq_error, Failure, FfiResult};
 use crate::bytes::ordq_bytes;
-use crate::error::{ordq_error, Failure, FfiResult};
 use crate::handle::ordq_db;
-use crate::status::ordq_status;
-use crate::util::{boundary, obj, str_in, Out};
 use ordq_core::engine::Engine;
 use ordq_core::{DeadLetter, TaskInfo};
 use serde::Serialize;

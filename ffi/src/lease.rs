@@ -1,10 +1,10 @@
 //! Claims and leases: `ordq_claim`, `ordq_lease_list`, `ordq_lease` and
 //! its accessors, `ordq_token`.
 
-use crate::error::{ordq_error, Failure};
+use crate::base::ordq_status;
+use crate::base::{boundary, boundary_value, obj, obj_mut, opt_obj, slice_in, str_in, Out};
+use crate::base::{ordq_error, Failure};
 use crate::handle::ordq_db;
-use crate::status::ordq_status;
-use crate::util::{boundary, boundary_value, obj, obj_mut, opt_obj, slice_in, str_in, Out};
 use ordq_core::{ClaimOptions, Lease, Token};
 use std::ffi::c_char;
 use std::time::Duration;

@@ -1,11 +1,11 @@
 //! Operations on a lease by its token: heartbeat, start, complete (single
 //! and batch), fail, release.
 
-use crate::error::{ordq_error, Failure};
+use crate::base::ordq_status;
+use crate::base::{boundary, obj, slice_in, Out, OutSlice};
+use crate::base::{ordq_error, Failure};
 use crate::handle::ordq_db;
 use crate::lease::ordq_token;
-use crate::status::ordq_status;
-use crate::util::{boundary, obj, slice_in, Out, OutSlice};
 use ordq_core::{Completion, FailOutcome};
 use std::ffi::c_char;
 use std::time::Duration;

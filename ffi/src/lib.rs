@@ -16,9 +16,7 @@
 // Modules in header order (cbindgen emits items in declaration order).
 pub mod version;
 
-pub mod status;
-
-pub mod error;
+pub mod base;
 
 pub mod bytes;
 
@@ -38,16 +36,25 @@ pub mod dlq;
 
 mod json;
 
-mod util;
-
+pub use base::error::{ordq_error, ordq_error_code, ordq_error_free, ordq_error_message};
+pub use base::status::*;
 pub use bytes::*;
 pub use dlq::*;
 pub use enqueue::*;
-pub use error::{ordq_error, ordq_error_code, ordq_error_free, ordq_error_message};
 pub use handle::*;
 pub use lease::*;
 pub use lease_ops::*;
 pub use queue::*;
-pub use status::*;
 pub use task::*;
 pub use version::*;
+
+// The header promises thread-safe handles and immutable, shareable result
+// objects: keep that checked by the compiler.
+const _: () = {
+    const fn thread_safe<T: Send + Sync>() {}
+    thread_safe::<ordq_db>();
+    thread_safe::<ordq_lease>();
+    thread_safe::<ordq_lease_list>();
+    thread_safe::<ordq_string_list>();
+    thread_safe::<ordq_error>();
+};

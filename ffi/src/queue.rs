@@ -1,12 +1,12 @@
 //! Queues: configuration, create/get/list/delete, stats, pending tasks,
 //! and `ordq_string_list`.
 
+use crate::base::ordq_status;
+use crate::base::{boundary, boundary_value, obj, opt_obj, str_in, Out};
+use crate::base::{ordq_error, Failure, FfiResult};
 use crate::bytes::ordq_bytes;
-use crate::error::{ordq_error, Failure, FfiResult};
 use crate::handle::ordq_db;
 use crate::json;
-use crate::status::ordq_status;
-use crate::util::{boundary, boundary_value, obj, opt_obj, str_in, Out};
 use ordq_core::clock::millis;
 use ordq_core::{Backoff, DlqPolicy, Ordering, QueueConfig};
 use std::ffi::{c_char, CString};

@@ -1,11 +1,11 @@
 //! Task inspection: task info and fault history, as JSON.
 
+use crate::base::ordq_error;
+use crate::base::ordq_status;
+use crate::base::{boundary, obj, str_in, Out};
 use crate::bytes::ordq_bytes;
-use crate::error::ordq_error;
 use crate::handle::ordq_db;
 use crate::json;
-use crate::status::ordq_status;
-use crate::util::{boundary, obj, str_in, Out};
 use std::ffi::c_char;
 
 /// Everything known about the task at `offset` of `queue`, as a JSON

@@ -1,6 +1,6 @@
 //! ABI and library versions.
 
-use crate::util::boundary_value;
+use crate::base::boundary_value;
 use std::ffi::c_char;
 
 /// ABI major version: a binding built for another major must refuse to

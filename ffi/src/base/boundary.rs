@@ -1,8 +1,9 @@
-//! The call boundary: panic catching, error hand-off, and checked
-//! conversion of raw pointer arguments.
+//! The call boundary of fallible exports: panic catching, error hand-off,
+//! and checked conversion of raw pointer arguments.
 
-use crate::error::{ordq_error, Failure, FfiResult};
-use crate::status::ordq_status;
+use super::error::{ordq_error, Failure, FfiResult};
+use super::guard::panic_text;
+use super::status::ordq_status;
 use std::any::Any;
 use std::ffi::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -30,21 +31,9 @@ pub(crate) fn boundary(
     code
 }
 
-/// Runs the body of an infallible export (accessors, `_free`, `_init`):
-/// a panic yields `fallback` instead of unwinding into C.
-pub(crate) fn boundary_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
-    catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
-}
-
 /// The `ORDQ_PANIC` failure carrying a panic's message.
 pub(crate) fn panic_failure(payload: &(dyn Any + Send)) -> Failure {
-    let text = if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic payload".to_string()
-    };
+    let text = panic_text(payload);
     Failure::new(
         ordq_status::ORDQ_PANIC,
         format!("ordq panicked (a bug, please report it): {text}"),
@@ -223,8 +212,9 @@ pub(crate) fn usize_from_u64(v: u64) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use super::super::error::{ordq_error_code, ordq_error_free, ordq_error_message};
+    use super::super::guard::boundary_value;
     use super::*;
-    use crate::error::ordq_error_free;
     use std::ffi::CStr;
     use std::ptr;
 
@@ -236,8 +226,8 @@ mod tests {
         assert!(!err.is_null());
         // SAFETY: `err` was just produced by `boundary`.
         unsafe {
-            assert_eq!(crate::error::ordq_error_code(err), ordq_status::ORDQ_PANIC);
-            let msg = CStr::from_ptr(crate::error::ordq_error_message(err));
+            assert_eq!(ordq_error_code(err), ordq_status::ORDQ_PANIC);
+            let msg = CStr::from_ptr(ordq_error_message(err));
             assert!(msg.to_str().unwrap().contains("boom 42"), "{msg:?}");
             ordq_error_free(err);
         }

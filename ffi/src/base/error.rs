@@ -1,8 +1,8 @@
 //! `ordq_error`: an owned error object (status code and message), and the
 //! internal `Failure` every call builds it from.
 
-use crate::status::ordq_status;
-use crate::util::boundary_value;
+use super::guard::boundary_value;
+use super::status::ordq_status;
 use std::ffi::{c_char, CString};
 
 /// An error returned through a call's `err_out`: a status code and a

@@ -122,7 +122,7 @@ impl ordq_status {
 /// The string is static: never free it.
 #[no_mangle]
 pub extern "C" fn ordq_status_name(status: i32) -> *const c_char {
-    crate::util::boundary_value(c"UNKNOWN".as_ptr(), || {
+    super::guard::boundary_value(c"UNKNOWN".as_ptr(), || {
         ordq_status::from_i32(status)
             .map_or(c"UNKNOWN", ordq_status::name)
             .as_ptr()
