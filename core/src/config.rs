@@ -41,6 +41,14 @@ pub struct Options {
     pub max_batch: usize,
     /// redb page cache size in bytes (default 64 MiB).
     pub cache_size: usize,
+    /// Size of each segment file of the segment log, preallocated
+    /// (default 64 MiB).
+    pub segment_size: u64,
+    /// How long after the first write since the last state checkpoint the
+    /// next one is made (a durable redb commit that records the log
+    /// position it covers, so opening replays only the log after it);
+    /// default 1 s. Also at close.
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for Options {
@@ -55,6 +63,8 @@ impl Default for Options {
             retain_done: Duration::from_secs(24 * 3600),
             max_batch: 8192,
             cache_size: 64 << 20,
+            segment_size: crate::wal::DEFAULT_SEGMENT_SIZE,
+            checkpoint_interval: Duration::from_secs(1),
         }
     }
 }
@@ -70,6 +80,8 @@ impl std::fmt::Debug for Options {
             .field("retain_done", &self.retain_done)
             .field("max_batch", &self.max_batch)
             .field("cache_size", &self.cache_size)
+            .field("segment_size", &self.segment_size)
+            .field("checkpoint_interval", &self.checkpoint_interval)
             .finish()
     }
 }

@@ -6,8 +6,8 @@ use crate::error::{Error, Result};
 use crate::hash::task_id;
 use crate::record::{Chained, Event, LogHeader, StateRec};
 use crate::tables::{
-    Tx, DLQ, EVENTS, FAULTS, FORMAT_VERSION, LOG, META, META_CREATED, META_FENCE, META_FORMAT,
-    META_NEXT_QUEUE, QUEUES, TASKS,
+    Tx, DLQ, EVENTS, FAULTS, FORMAT_OLDEST, FORMAT_VERSION, LOG, META, META_CREATED, META_FENCE,
+    META_FORMAT, META_LOG_ID, META_NEXT_QUEUE, META_WAL_LSN, QUEUES, TASKS,
 };
 use crate::types::{Fault, QueueInfo, TaskInfo};
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
@@ -31,7 +31,7 @@ fn parent(path: &Path) -> PathBuf {
 }
 
 /// Removes temporary files left by creations whose process has died.
-fn sweep_stale_temps(path: &Path) {
+pub(crate) fn sweep_stale_temps(path: &Path) {
     let prefix = temp_prefix(path);
     let Ok(dir) = fs::read_dir(parent(path)) else {
         return;
@@ -68,8 +68,8 @@ fn map_open_err(path: &Path, e: redb::DatabaseError) -> Error {
 /// Creates a new database at `path` atomically: built and committed under
 /// a temporary name, fsynced, linked into place (never over an existing
 /// file), and the directory fsynced. A crash leaves either no file or a
-/// complete one.
-fn create_atomic(path: &Path, opts: &Options) -> Result<()> {
+/// complete one. `log_id` names its segment log, created before it.
+pub(crate) fn create_atomic(path: &Path, opts: &Options, log_id: &[u8; 16]) -> Result<()> {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -93,6 +93,9 @@ fn create_atomic(path: &Path, opts: &Options) -> Result<()> {
                 .insert(META_NEXT_QUEUE, 1u32.to_le_bytes().as_slice())?;
             tx.meta
                 .insert(META_CREATED, opts.clock.now_ms().to_le_bytes().as_slice())?;
+            tx.meta.insert(META_LOG_ID, log_id.as_slice())?;
+            tx.meta
+                .insert(META_WAL_LSN, 0u64.to_le_bytes().as_slice())?;
         }
         txn.commit()?;
         drop(db);
@@ -110,12 +113,9 @@ fn create_atomic(path: &Path, opts: &Options) -> Result<()> {
     Ok(())
 }
 
-/// Opens (creating if missing) the database file and checks its format.
-pub(crate) fn open_file(path: &Path, opts: &Options) -> Result<redb::Database> {
-    sweep_stale_temps(path);
-    if !path.exists() {
-        create_atomic(path, opts)?;
-    }
+/// Opens the database file and checks its format; answers the format
+/// version found (older ones are migrated by the caller).
+pub(crate) fn open_file(path: &Path, opts: &Options) -> Result<(redb::Database, u32)> {
     let db = redb::Builder::new()
         .set_cache_size(opts.cache_size)
         .open(path)
@@ -131,10 +131,13 @@ pub(crate) fn open_file(path: &Path, opts: &Options) -> Result<redb::Database> {
             supported: FORMAT_VERSION,
         });
     }
+    if found < FORMAT_OLDEST {
+        return Err(not_ordq());
+    }
     drop(v);
     drop(meta);
     drop(rtx);
-    Ok(db)
+    Ok((db, found))
 }
 
 /// Looks a queue up by name in a read transaction.

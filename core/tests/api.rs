@@ -107,11 +107,16 @@ fn open_creates_a_new_file_and_reopen_keeps_data() {
     db.create_queue("q", QueueConfig::default()).unwrap();
     let r = put(&db, "q", "k", b"payload");
     db.close();
-    let names: Vec<String> = std::fs::read_dir(dir.path())
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, vec!["new.ordq".to_string()], "no temp file left");
+    names.sort();
+    assert_eq!(
+        names,
+        vec!["new.ordq".to_string(), "new.ordq.log".to_string()],
+        "the file and its segment log, no temp file left"
+    );
 
     let db = Db::open(&path, opts).unwrap();
     assert_eq!(db.list_queues().unwrap().len(), 1);

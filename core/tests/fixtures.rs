@@ -2,7 +2,9 @@
 //! with this build and answer exactly what their manifest recorded when
 //! they were written: every task, fault and dead letter by offset, the
 //! stats, the receipts of idempotent enqueues, and fences that only grow.
-//! When the format changes, this is the migration test's baseline.
+//! Format 1 is migrated on open: a copy of the file is kept aside, the
+//! segment log is created, and nothing changes in what the database
+//! answers, then or after a reopen.
 
 mod common;
 
@@ -38,13 +40,55 @@ fn open_copy(src: &Path, tmp: &TempDir, m: &Value) -> Db {
     .expect("fixture opens")
 }
 
+fn format_of(path: &Path) -> u32 {
+    use redb::ReadableDatabase;
+    let raw = redb::Database::open(path).unwrap();
+    let rtx = raw.begin_read().unwrap();
+    let meta = rtx.open_table(ordq_core::tables::META).unwrap();
+    let v = meta.get(ordq_core::tables::META_FORMAT).unwrap().unwrap();
+    u32::from_le_bytes(v.value().try_into().unwrap())
+}
+
 #[test]
-fn format1_fixture_answers_its_manifest() {
+fn format1_fixture_migrates_and_answers_its_manifest() {
     let (m, src) = fixture("format1");
     assert_eq!(m["format"], 1);
     let tmp = TempDir::new("fixture1");
+    // Read from a copy: opening a file with redb writes to it, and the
+    // committed fixture must never change.
+    std::fs::copy(&src, tmp.join("peek.ordq")).unwrap();
+    assert_eq!(format_of(&tmp.join("peek.ordq")), 1);
     let db = open_copy(&src, &tmp, &m);
+    let copy = tmp.join("copy.ordq");
+    let bak = tmp.join("copy.ordq.v1.bak");
+    assert!(ordq_core::wal::dir_of(&copy).is_dir());
+    check_manifest(&db, &m);
+    db.close();
+    // The format-1 file is kept aside, and migrates to the same answers.
+    assert_eq!(format_of(&bak), 1, "the copy kept aside is format 1");
+    {
+        let again = TempDir::new("fixture1-bak");
+        let db = open_copy(&bak, &again, &m);
+        check_manifest(&db, &m);
+    }
+    assert_eq!(format_of(&copy), ordq_core::tables::FORMAT_VERSION);
+    // Reopened as format 2: no second migration, the same answers.
+    let before = std::fs::metadata(&bak).unwrap().modified().unwrap();
+    let clock = Arc::new(ManualClock::new(m["clock_ms"].as_u64().unwrap()));
+    let db = Db::open(
+        &copy,
+        Options {
+            clock,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(std::fs::metadata(&bak).unwrap().modified().unwrap(), before);
+    check_manifest(&db, &m);
+    check_receipts_and_fences(&db, &m);
+}
 
+fn check_manifest(db: &Db, m: &Value) {
     let queues = m["queues"].as_array().unwrap();
     assert_eq!(db.list_queues().unwrap().len(), queues.len());
     let mut states = std::collections::BTreeSet::new();
@@ -92,7 +136,9 @@ fn format1_fixture_answers_its_manifest() {
     for s in ["Ready", "Leased", "RetryWait", "Done", "Dead"] {
         assert!(states.contains(s), "fixture has no {s} task: {states:?}");
     }
+}
 
+fn check_receipts_and_fences(db: &Db, m: &Value) {
     // An idempotency key answers its first receipt, marked duplicate.
     for e in m["idempotency"].as_array().unwrap() {
         let first: Receipt = serde_json::from_value(e["receipt"].clone()).unwrap();

@@ -49,14 +49,14 @@ fn groups_read_back_in_order_across_reopen() {
     assert_eq!(wal.commit().unwrap(), None, "an empty group writes nothing");
     let mut want = fill(&mut wal, 5, 3, "a");
     drop(wal);
-    let (mut wal, rec) = Wal::open(&dir, ID, SMALL * 16).unwrap();
+    let (mut wal, rec) = Wal::open(&dir, ID, SMALL * 16, 0).unwrap();
     assert_eq!(rec.torn, None);
     // 5 groups of 3 records and one marker each.
     assert_eq!(rec.next_lsn, 20);
     assert_eq!(wal.read_from(0).unwrap(), want);
     want.extend(fill(&mut wal, 2, 2, "b"));
     drop(wal);
-    let (wal, _) = Wal::open(&dir, ID, SMALL * 16).unwrap();
+    let (wal, _) = Wal::open(&dir, ID, SMALL * 16, 0).unwrap();
     assert_eq!(wal.read_from(0).unwrap(), want);
     let tail: Vec<_> = want.iter().filter(|r| r.lsn >= 9).cloned().collect();
     assert_eq!(wal.read_from(9).unwrap(), tail);
@@ -82,7 +82,7 @@ fn segments_roll_and_a_huge_group_gets_its_own() {
     assert!(segs.len() >= 4, "{segs:?}");
     assert!(segs.contains(&lsn), "the big group starts its own segment");
     drop(wal);
-    let (wal, rec) = Wal::open(&dir, ID, SMALL).unwrap();
+    let (wal, rec) = Wal::open(&dir, ID, SMALL, 0).unwrap();
     assert_eq!(rec.segments, segs.len());
     assert_eq!(rec.torn, None);
     assert_eq!(wal.read_from(0).unwrap(), want);
@@ -114,7 +114,7 @@ fn every_cut_of_the_last_group_is_a_torn_tail() {
         let mut img = image.clone();
         img[cut..].iter_mut().for_each(|b| *b = 0);
         std::fs::write(seg_path(&dir, 0), &img).unwrap();
-        let (mut wal, rec) = Wal::open(&dir, ID, SMALL * 4).unwrap();
+        let (mut wal, rec) = Wal::open(&dir, ID, SMALL * 4, 0).unwrap();
         assert_eq!(rec.next_lsn, 9, "cut at {cut}");
         match (&rec.torn, cut == start) {
             (None, true) => {}
@@ -131,7 +131,7 @@ fn every_cut_of_the_last_group_is_a_torn_tail() {
         // The log goes on from the cut, and the cut stays done.
         let more = fill(&mut wal, 1, 1, "more");
         drop(wal);
-        let (wal, rec) = Wal::open(&dir, ID, SMALL * 4).unwrap();
+        let (wal, rec) = Wal::open(&dir, ID, SMALL * 4, 0).unwrap();
         assert_eq!(rec.torn, None, "cut at {cut}");
         let mut want = kept.clone();
         want.extend(more);
@@ -174,7 +174,7 @@ fn any_subset_of_the_last_groups_sectors_is_a_torn_tail() {
             }
         }
         std::fs::write(seg_path(&dir, 0), &img).unwrap();
-        let (wal, rec) = Wal::open(&dir, ID, SMALL * 8).unwrap();
+        let (wal, rec) = Wal::open(&dir, ID, SMALL * 8, 0).unwrap();
         let whole = img[start..end] == image[start..end];
         assert_eq!(rec.next_lsn, if whole { 47 } else { 6 }, "round {round}");
         assert_eq!(
@@ -202,7 +202,7 @@ fn damage_before_the_last_group_refuses_to_open() {
             let mut img = image.clone();
             img[at] ^= 1 << bit;
             std::fs::write(seg_path(&dir, 0), &img).unwrap();
-            match Wal::open(&dir, ID, SMALL * 4) {
+            match Wal::open(&dir, ID, SMALL * 4, 0) {
                 Err(e) if at < last_start => {
                     assert!(
                         matches!(e.code(), ErrorCode::Corrupt | ErrorCode::FormatTooNew),
@@ -232,7 +232,7 @@ fn sealed_segment_damage_missing_and_foreign_segments_are_corruption() {
     assert!(segs.len() >= 4);
     drop(wal);
     let corrupt = |why: &str| {
-        let e = Wal::open(&dir, ID, SMALL).expect_err(why);
+        let e = Wal::open(&dir, ID, SMALL, 0).expect_err(why);
         assert_eq!(e.code(), ErrorCode::Corrupt, "{why}: {e}");
         e.to_string()
     };
@@ -246,13 +246,13 @@ fn sealed_segment_damage_missing_and_foreign_segments_are_corruption() {
     let m = corrupt("damaged sealed segment");
     assert!(m.contains(&segment::name(segs[1])), "{m}");
     std::fs::write(&p, &orig).unwrap();
-    Wal::open(&dir, ID, SMALL).unwrap();
+    Wal::open(&dir, ID, SMALL, 0).unwrap();
     // A missing segment.
     std::fs::rename(&p, tmp.join("aside")).unwrap();
     assert!(corrupt("missing segment").contains("missing"));
     std::fs::rename(tmp.join("aside"), &p).unwrap();
     // Another database's log.
-    let e = Wal::open(&dir, *b"fedcba9876543210", SMALL).unwrap_err();
+    let e = Wal::open(&dir, *b"fedcba9876543210", SMALL, 0).unwrap_err();
     assert!(e.to_string().contains("another database"), "{e}");
     // A stray file.
     std::fs::write(dir.join("notes.txt"), b"x").unwrap();
@@ -262,11 +262,11 @@ fn sealed_segment_damage_missing_and_foreign_segments_are_corruption() {
     let empty = tmp.join("empty.log");
     std::fs::create_dir(&empty).unwrap();
     assert_eq!(
-        Wal::open(&empty, ID, SMALL).unwrap_err().code(),
+        Wal::open(&empty, ID, SMALL, 0).unwrap_err().code(),
         ErrorCode::Corrupt
     );
     // The log itself still opens.
-    let (wal, rec) = Wal::open(&dir, ID, SMALL).unwrap();
+    let (wal, rec) = Wal::open(&dir, ID, SMALL, 0).unwrap();
     assert_eq!(rec.torn, None);
     assert_eq!(wal.read_from(0).unwrap().len(), 360);
 }

@@ -8,12 +8,14 @@ use crate::config::{
     validate_queue_name, ClaimOptions, EnqueueItem, EnqueueOptions, Options, QueueConfig,
     RedriveMode,
 };
+use crate::durability;
 use crate::error::{Error, Result};
 use crate::hash::task_id;
 use crate::oneshot;
 use crate::sched::Claimed;
 use crate::store;
 use crate::types::{Completion, FailOutcome, Lease, QueueInfo, Receipt, Token};
+use crate::wal::Recovery;
 use crate::writer::{Counters, Op, Reply, Writer};
 use checks::{check_lease, check_worker};
 use crossbeam_channel::Sender;
@@ -38,6 +40,7 @@ struct Inner {
     writer: Mutex<Option<JoinHandle<()>>>,
     closed: AtomicBool,
     counters: Arc<Counters>,
+    recovery: Recovery,
 }
 
 impl Inner {
@@ -85,9 +88,10 @@ impl Db {
     /// handle holds the file, `FormatTooNew` for a newer format.
     pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
         let path = path.as_ref().to_path_buf();
-        let db = Arc::new(store::open_file(&path, &opts)?);
+        let (db, wal, recovery) = durability::open(&path, &opts)?;
+        let db = Arc::new(db);
         let counters = Arc::new(Counters::default());
-        let (ops, handle) = Writer::start(db.clone(), opts.clone(), counters.clone())?;
+        let (ops, handle) = Writer::start(db.clone(), wal, opts.clone(), counters.clone())?;
         Ok(Db {
             inner: Arc::new(Inner {
                 path,
@@ -97,6 +101,7 @@ impl Db {
                 writer: Mutex::new(Some(handle)),
                 closed: AtomicBool::new(false),
                 counters,
+                recovery,
             }),
         })
     }
@@ -109,6 +114,13 @@ impl Db {
     /// The options this handle was opened with.
     pub fn options(&self) -> &Options {
         &self.inner.opts
+    }
+
+    /// What opening found in the segment log: its segments, its end, and
+    /// an unfinished last group it cut (left by a crash or power loss
+    /// during a write that no caller was answered for).
+    pub fn log_recovery(&self) -> &Recovery {
+        &self.inner.recovery
     }
 
     /// `(commits, operations)` of the writer since open: many operations

@@ -193,8 +193,7 @@ impl QueueSched {
         for &o in &offsets {
             let st = self.dead_letter(tx, o)?;
             cut_tail(&mut tx.log, (id, o))?;
-            tx.faults
-                .retain_in((id, o, 0)..=(id, o, u64::MAX), |_, _| false)?;
+            tx.faults.delete_range((id, o, 0), (id, o, u64::MAX))?;
             self.append_event(
                 tx,
                 &Event {

@@ -222,13 +222,12 @@ impl QueueSched {
     /// Deletes every row of this queue.
     pub fn drop_rows(&self, tx: &mut Tx<'_>) -> Result<()> {
         let id = self.id();
-        let all = (id, 0)..=(id, u64::MAX);
-        tx.log.retain_in(all.clone(), |_, _| false)?;
-        tx.tasks.retain_in(all.clone(), |_, _| false)?;
-        tx.events.retain_in(all.clone(), |_, _| false)?;
-        tx.dlq.retain_in(all, |_, _| false)?;
+        tx.log.delete_range((id, 0), (id, u64::MAX))?;
+        tx.tasks.delete_range((id, 0), (id, u64::MAX))?;
+        tx.events.delete_range((id, 0), (id, u64::MAX))?;
+        tx.dlq.delete_range((id, 0), (id, u64::MAX))?;
         tx.faults
-            .retain_in((id, 0, 0)..=(id, u64::MAX, u64::MAX), |_, _| false)?;
+            .delete_range((id, 0, 0), (id, u64::MAX, u64::MAX))?;
         let mut keys = Vec::new();
         for row in tx.idem.range((id, "")..(id + 1, ""))? {
             keys.push(row?.0.value().1.to_string());

@@ -4,12 +4,12 @@
 use super::QueueSched;
 use crate::error::{Error, Result};
 use crate::record::{Chained, Event, EventKind, LogHeader};
-use crate::tables::Tx;
+use crate::tables::{Logged, Tx};
 use redb::ReadableTable;
 
 /// Rewrites a chained record without its tail (payload or result).
 pub(super) fn cut_tail(
-    t: &mut redb::Table<'_, (u32, u64), &'static [u8]>,
+    t: &mut Logged<'_, (u32, u64), &'static [u8]>,
     key: (u32, u64),
 ) -> Result<()> {
     let cut = match t.get(key)? {

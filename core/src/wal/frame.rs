@@ -25,6 +25,26 @@ pub const MAX_BODY: usize = 1 << 30;
 /// Bytes of a [`Commit`] body.
 pub const COMMIT_BODY: usize = 20;
 
+/// A block of zeros, to find unwritten space by whole blocks.
+const ZERO_BLOCK: [u8; 4096] = [0; 4096];
+
+/// One past the last non-zero byte of `buf` (0 when all zero).
+pub fn written_len(buf: &[u8]) -> usize {
+    let mut end = buf.len();
+    while end > 0 {
+        let start = end.saturating_sub(ZERO_BLOCK.len());
+        if buf[start..end] != ZERO_BLOCK[..end - start] {
+            return start
+                + buf[start..end]
+                    .iter()
+                    .rposition(|&b| b != 0)
+                    .map_or(0, |i| i + 1);
+        }
+        end = start;
+    }
+    0
+}
+
 /// The CRC of a frame at `lsn`.
 pub fn crc(lsn: u64, kind: u8, body: &[u8]) -> u32 {
     let mut head = [0u8; 12];
@@ -148,6 +168,18 @@ pub fn find_commit(buf: &[u8], after: u64) -> Option<(usize, Commit)> {
     }
     let mut i = 0;
     while i + frame <= buf.len() {
+        // Zeros (most of a segment's unwritten end) are skipped by blocks.
+        if i % ZERO_BLOCK.len() == 0 {
+            let end = (i + ZERO_BLOCK.len()).min(buf.len());
+            if buf[i..end] == ZERO_BLOCK[..end - i] {
+                i = end;
+                continue;
+            }
+        }
+        if buf[i] != COMMIT_BODY as u8 {
+            i += 1;
+            continue;
+        }
         let h = &buf[i..i + HEADER];
         if h[0..4] == (COMMIT_BODY as u32).to_le_bytes() && h[8..12] == [KIND_COMMIT, 0, 0, 0] {
             if let Some(c) = Commit::decode(&buf[i + HEADER..i + frame]) {
@@ -200,6 +232,16 @@ mod tests {
         }
         assert_eq!(decode(&[0u8; 40], 7), Decoded::End);
         assert_eq!(decode(&[], 7), Decoded::End);
+    }
+
+    #[test]
+    fn written_len_finds_the_last_non_zero_byte() {
+        assert_eq!(written_len(&[0u8; 10_000]), 0);
+        for at in [0usize, 1, 4095, 4096, 4097, 9_999] {
+            let mut b = vec![0u8; 10_000];
+            b[at] = 3;
+            assert_eq!(written_len(&b), at + 1, "{at}");
+        }
     }
 
     #[test]

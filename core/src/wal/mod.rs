@@ -1,5 +1,5 @@
 //! The segment log: an append-only write-ahead log of framed records in
-//! preallocated segment files, written in commit groups.
+//! segment files, written in commit groups.
 //!
 //! A database `NAME.ordq` keeps its log in the directory `NAME.ordq.log/`:
 //! segment files named by the LSN (log sequence number) of their first
@@ -40,7 +40,8 @@ use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-/// Default segment size: 64 MiB, preallocated.
+/// Default segment size: 64 MiB (a segment grows to it by zero-filled
+/// chunks, then the next one starts).
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
 
 /// The log directory of the database file `db`: `NAME.ordq.log`.
@@ -110,6 +111,8 @@ pub struct Wal {
     active: File,
     /// Write position in the active segment.
     pos: u64,
+    /// Length of the active segment file (zeros from `pos` on).
+    allocated: u64,
     next_lsn: u64,
     group: Vec<u8>,
     group_first: u64,
@@ -124,8 +127,9 @@ impl Wal {
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             segment::sync_dir(parent)?;
         }
-        let active = segment::create(dir, 0, &log_id, segment_size)?;
+        let active = segment::create(dir, 0, &log_id)?;
         Ok(Wal {
+            allocated: active.metadata()?.len(),
             dir: dir.to_path_buf(),
             log_id,
             segment_size,
@@ -139,9 +143,17 @@ impl Wal {
         })
     }
 
-    /// Opens the log in `dir`, checking every segment and frame, and cuts
-    /// an unfinished group from its end (reported in [`Recovery`]).
-    pub fn open(dir: &Path, log_id: [u8; 16], segment_size: u64) -> Result<(Wal, Recovery)> {
+    /// Opens the log in `dir` and cuts an unfinished group from its end
+    /// (reported in [`Recovery`]). Every frame from the segment holding
+    /// LSN `from` on is checked; the segments before it (which the caller's
+    /// state already covers) only by their header: `ordq verify` reads
+    /// them all.
+    pub fn open(
+        dir: &Path,
+        log_id: [u8; 16],
+        segment_size: u64,
+        from: u64,
+    ) -> Result<(Wal, Recovery)> {
         segment::sweep_temps(dir)?;
         let segs = segment::list(dir)?;
         if segs.is_empty() {
@@ -150,9 +162,22 @@ impl Wal {
                 dir.display()
             )));
         }
-        let mut expect = segs[0].0;
+        let first_scanned = segs.partition_point(|(b, _)| *b <= from).max(1) - 1;
+        let mut expect = segs[first_scanned].0;
         let mut last = None;
         for (i, (base, path)) in segs.iter().enumerate() {
+            let is_last = i + 1 == segs.len();
+            if i < first_scanned {
+                let f = File::open(path)?;
+                segment::check_header(&segment::read_header(&f)?, path, *base, &log_id)?;
+                if segs[i + 1].0 <= *base {
+                    return Err(Error::Corrupt(format!(
+                        "{}: segments out of order",
+                        path.display()
+                    )));
+                }
+                continue;
+            }
             if *base != expect {
                 return Err(Error::Corrupt(format!(
                     "{}: starts at LSN {base} but the log before it ends at LSN {expect} (a segment is missing)",
@@ -163,7 +188,6 @@ impl Wal {
             let buf = segment::read(&f)?;
             segment::check_header(&buf, path, *base, &log_id)?;
             let scan = segment::scan(&buf, path, *base)?;
-            let is_last = i + 1 == segs.len();
             if let (Some(t), false) = (&scan.tail, is_last) {
                 return Err(Error::Corrupt(format!(
                     "{} at byte {}: sealed segment does not end with a whole group: {}",
@@ -180,7 +204,7 @@ impl Wal {
         let (active, scan, path) = last.expect("at least one segment");
         let torn = match scan.tail {
             Some(t) => {
-                segment::cut(&active, scan.end, segment_size)?;
+                segment::cut(&active, scan.end)?;
                 Some(Torn {
                     segment: path,
                     offset: scan.end,
@@ -196,6 +220,7 @@ impl Wal {
             log_id,
             segment_size,
             segments: segs.iter().map(|(b, _)| *b).collect(),
+            allocated: active.metadata()?.len(),
             active,
             pos: scan.end,
             next_lsn: scan.next_lsn,
@@ -290,6 +315,13 @@ impl Wal {
                 return Err(self.fail(e));
             }
         }
+        if self.pos + len > self.allocated {
+            let to = (self.pos + len).div_ceil(segment::CHUNK) * segment::CHUNK;
+            if let Err(e) = segment::zero_fill(&self.active, self.allocated, to) {
+                return Err(self.fail(e));
+            }
+            self.allocated = to;
+        }
         if let Err(e) = self.active.write_all_at(&self.group, self.pos) {
             return Err(self.fail(e.into()));
         }
@@ -305,7 +337,8 @@ impl Wal {
     fn roll(&mut self) -> Result<()> {
         self.active.sync_data()?;
         let base = self.group_first;
-        self.active = segment::create(&self.dir, base, &self.log_id, self.segment_size)?;
+        self.active = segment::create(&self.dir, base, &self.log_id)?;
+        self.allocated = self.active.metadata()?.len();
         self.segments.push(base);
         self.pos = segment::HEADER;
         Ok(())

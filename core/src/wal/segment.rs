@@ -4,14 +4,14 @@
 //! ```text
 //! header (48 bytes): magic "ORDQWAL\0" ‖ version u32 LE (1) ‖ 0u32 ‖
 //!                    base_lsn u64 LE ‖ log_id [16] ‖ CRC32C(bytes 0..40) u32 LE ‖ 0u32
-//! then frames (frame.rs), then zeros up to the preallocated size.
+//! then frames (frame.rs), then zeros (the file grows by zero-filled
+//! chunks ahead of the appends).
 //! ```
 
 use super::frame::{self, Commit, Decoded, KIND_COMMIT};
 use crate::error::{Error, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -78,13 +78,19 @@ pub fn check_header(buf: &[u8], path: &Path, base: u64, log_id: &[u8; 16]) -> Re
     Ok(())
 }
 
-/// Reserves `len` bytes of disk for `f` (zeros), so appends do not grow
-/// the file; where the file system cannot, the file is just extended.
-fn preallocate(f: &File, len: u64) -> Result<()> {
-    // SAFETY: fallocate on an open descriptor with no pointers.
-    let rc = unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, len as libc::off_t) };
-    if rc != 0 {
-        f.set_len(len)?;
+/// Bytes a segment grows by at a time: written as zeros ahead of the
+/// appends, so an append overwrites allocated, written blocks and its
+/// `fdatasync` has no file size or extent change to record.
+pub const CHUNK: u64 = 1 << 20;
+
+/// Writes zeros from `from` up to `to`, growing the file.
+pub fn zero_fill(f: &File, from: u64, to: u64) -> Result<()> {
+    static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(ZEROS.len() as u64) as usize;
+        f.write_all_at(&ZEROS[..n], at)?;
+        at += n as u64;
     }
     Ok(())
 }
@@ -98,14 +104,14 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 /// Creates segment `base` in `dir`: written under a temporary name,
 /// synced, renamed, and the directory synced, so a crash leaves either no
 /// segment or a whole empty one.
-pub fn create(dir: &Path, base: u64, log_id: &[u8; 16], size: u64) -> Result<File> {
+pub fn create(dir: &Path, base: u64, log_id: &[u8; 16]) -> Result<File> {
     let path = dir.join(name(base));
     let tmp = dir.join(format!("{}.tmp", name(base)));
     let _ = fs::remove_file(&tmp);
     {
         let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         f.write_all(&header(base, log_id))?;
-        preallocate(&f, size.max(HEADER))?;
+        zero_fill(&f, HEADER, CHUNK)?;
         f.sync_all()?;
     }
     if path.exists() {
@@ -225,7 +231,7 @@ pub fn scan(buf: &[u8], path: &Path, base: u64) -> Result<Scan> {
             stop + at
         )));
     }
-    let last_nonzero = buf.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let last_nonzero = frame::written_len(buf);
     let tail = (last_nonzero > end || why.is_some()).then(|| Tail {
         bytes: last_nonzero.saturating_sub(end) as u64,
         frames: (lsn - end_lsn) as u32,
@@ -238,13 +244,21 @@ pub fn scan(buf: &[u8], path: &Path, base: u64) -> Result<Scan> {
     })
 }
 
-/// Cuts a segment back to `end` (zeros after it, preallocated to `size`)
-/// and syncs it.
-pub fn cut(f: &File, end: u64, size: u64) -> Result<()> {
-    f.set_len(end)?;
-    preallocate(f, size.max(end))?;
+/// Cuts a segment back to `end` (zeros after it, up to its length) and
+/// syncs it.
+pub fn cut(f: &File, end: u64) -> Result<()> {
+    let len = f.metadata()?.len();
+    zero_fill(f, end, len)?;
     f.sync_all()?;
     Ok(())
+}
+
+/// Reads a segment's header only.
+pub fn read_header(f: &File) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; HEADER as usize];
+    let n = f.read_at(&mut buf, 0)?;
+    buf.truncate(n);
+    Ok(buf)
 }
 
 /// Reads a whole segment file.

@@ -148,7 +148,10 @@ impl Writer {
                 let r = self.pending(&queue, after, limit);
                 self.defer_read(reply, r)
             }
-            Op::Sync { reply } => self.defer_read(reply, Ok(())),
+            Op::Sync { reply } => {
+                self.sync_requested = true;
+                self.defer_read(reply, Ok(()))
+            }
             Op::Shutdown { reply } => {
                 // `run` takes shutdown out of every batch; never reached.
                 reply.send(());

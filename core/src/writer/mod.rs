@@ -4,22 +4,25 @@
 //! writer when work arrives or their wait ends.
 
 mod apply;
+mod log;
 mod waiters;
 
 use crate::clock::millis;
-use crate::config::{ClaimOptions, Durability, EnqueueItem, Options, QueueConfig, RedriveMode};
+use crate::config::{ClaimOptions, EnqueueItem, Options, QueueConfig, RedriveMode};
 use crate::error::{Error, Result};
 use crate::oneshot;
 use crate::record::QueueState;
+use crate::redo::Changes;
 use crate::sched::{Claimed, QueueSched};
 use crate::tables::{Tx, META_FENCE, META_NEXT_QUEUE};
 use crate::types::{Completion, FailOutcome, QueueInfo, QueueStats, Receipt, Token};
+use crate::wal::Wal;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use redb::ReadableTable;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use waiters::Waiter;
 
 /// Reply channel of one operation.
@@ -128,6 +131,14 @@ pub(crate) struct Writer {
     /// aborted instead of committed (no fsync for an empty claim).
     wrote: bool,
     counters: Arc<Counters>,
+    /// The segment log every batch's changes are appended to.
+    wal: Wal,
+    /// When the next state checkpoint is due: set by the first group
+    /// logged after the last one.
+    checkpoint_due: Option<Instant>,
+    /// Whether the open batch holds a `sync` (the log is synced even with
+    /// durability `None`).
+    sync_requested: bool,
 }
 
 fn is_fatal(e: &Error) -> bool {
@@ -150,6 +161,7 @@ impl Writer {
     /// Loads the engine state and starts the writer thread.
     pub fn start(
         db: Arc<redb::Database>,
+        wal: Wal,
         opts: Options,
         counters: Arc<Counters>,
     ) -> Result<(Sender<Op>, std::thread::JoinHandle<()>)> {
@@ -166,6 +178,9 @@ impl Writer {
             poisoned: None,
             wrote: false,
             counters,
+            wal,
+            checkpoint_due: None,
+            sync_requested: false,
         };
         w.load()?;
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -256,6 +271,7 @@ impl Writer {
             };
             self.process(ops);
             self.expire_waiters();
+            self.checkpoint_if_due();
             if let Some(reply) = shutdown {
                 for w in self.waiters.drain(..) {
                     w.reply.send(Err(Error::Closed));
@@ -267,12 +283,11 @@ impl Writer {
         }
     }
 
-    /// With durability `None`, makes everything durable before exit.
+    /// Checkpoints the state before exit, so the next open replays
+    /// nothing (and, with durability `None`, nothing is lost).
     fn final_sync(&mut self) {
-        if self.opts.durability == Durability::None {
-            if let Ok(txn) = self.db.begin_write() {
-                let _ = txn.commit();
-            }
+        if self.checkpoint_due.is_some() && self.poisoned.is_none() {
+            self.checkpoint();
         }
     }
 
@@ -332,7 +347,8 @@ impl Writer {
                         reply,
                     } => reply.send(self.pending(&queue, after, limit)),
                     Op::Sync { reply } => {
-                        reply.send(Ok(()));
+                        let r = self.sync_log();
+                        reply.send(r);
                     }
                     _ => unreachable!("read-only batch"),
                 }
@@ -344,19 +360,23 @@ impl Writer {
             .begin_write()
             .map_err(Error::from)
             .and_then(|mut txn| {
-                if self.opts.durability == Durability::None {
-                    txn.set_durability(redb::Durability::None)
-                        .map_err(|e| Error::Io(e.to_string()))?;
-                }
+                // Durable through the log: redb is checkpointed apart.
+                txn.set_durability(redb::Durability::None)
+                    .map_err(|e| Error::Io(e.to_string()))?;
                 self.wrote = false;
-                self.apply_batch(&txn, ops, now)?;
+                self.sync_requested = false;
+                let changes = self.apply_batch(&txn, ops, now)?;
                 if self.wrote {
                     txn.commit()?;
                     self.counters.commits.fetch_add(1, Relaxed);
+                    self.log_group(&changes)
                 } else {
                     txn.abort()?;
+                    if self.sync_requested {
+                        self.sync_log()?;
+                    }
+                    Ok(())
                 }
-                Ok(())
             });
         let failed = res.err();
         if failed.is_none() {
@@ -365,14 +385,20 @@ impl Writer {
         for d in self.deferred.drain(..) {
             d(failed.as_ref());
         }
-        if failed.is_some() {
+        if failed.is_some() && self.poisoned.is_none() {
             if let Err(e) = self.load() {
                 self.poisoned = Some(e);
             }
         }
     }
 
-    fn apply_batch(&mut self, txn: &redb::WriteTransaction, ops: Vec<Op>, now: u64) -> Result<()> {
+    /// Applies a batch to `txn`; answers the changes it made, in order.
+    fn apply_batch(
+        &mut self,
+        txn: &redb::WriteTransaction,
+        ops: Vec<Op>,
+        now: u64,
+    ) -> Result<Changes> {
         let mut tx = Tx::open(txn)?;
         for q in self.queues.values_mut() {
             self.wrote |= q.fire_timers(&mut tx, now)?;
@@ -392,6 +418,6 @@ impl Writer {
             tx.meta
                 .insert(META_FENCE, self.next_fence.to_le_bytes().as_slice())?;
         }
-        Ok(())
+        Ok(tx.take_changes())
     }
 }

@@ -36,6 +36,9 @@ impl Writer {
         for w in &self.waiters {
             take(w.deadline.saturating_duration_since(now));
         }
+        if let Some(t) = self.checkpoint_due {
+            take(t.saturating_duration_since(now));
+        }
         for q in self.queues.values() {
             if let Some(t) = q.next_timer() {
                 take(Duration::from_millis(t.saturating_sub(now_ms)));
