@@ -73,6 +73,9 @@ pub type StepWrites = Vec<(String, usize)>;
 pub struct JobShape {
     /// Writes of the enqueue, the claim and the complete.
     pub steps: [StepWrites; 3],
+    /// Bytes the engine appended to its segment log for the job (three
+    /// groups, one per step, with their commit markers).
+    pub log_bytes: u64,
 }
 
 impl JobShape {
@@ -152,6 +155,7 @@ pub fn job_shape(base: &Path, payload: &[u8], result: &[u8]) -> Result<JobShape,
         .map_err(e)?;
     db.close();
     let s0 = snapshot(&path)?;
+    let l0 = log_end(&path)?;
     let db = open()?;
     db.enqueue("bench", "key-0042", payload, EnqueueOptions::default())
         .map_err(e)?;
@@ -169,8 +173,71 @@ pub fn job_shape(base: &Path, payload: &[u8], result: &[u8]) -> Result<JobShape,
     db.complete(lease.token, result).map_err(e)?;
     db.close();
     let s3 = snapshot(&path)?;
+    let l3 = log_end(&path)?;
     Ok(JobShape {
         steps: [writes(&s0, &s1), writes(&s1, &s2), writes(&s2, &s3)],
+        log_bytes: l3 - l0,
+    })
+}
+
+/// Where the next group of a closed database's (one-segment) log goes.
+fn log_end(db: &Path) -> Result<u64, String> {
+    use ordq_core::wal::{self, Wal};
+    let dir = wal::dir_of(db);
+    let seg = dir.join(wal::segment::name(0));
+    let head = std::fs::read(&seg).map_err(|e| format!("{}: {e}", seg.display()))?;
+    let id: [u8; 16] = head
+        .get(24..40)
+        .and_then(|b| b.try_into().ok())
+        .ok_or("short segment header")?;
+    let (w, _) = Wal::open(&dir, id, wal::DEFAULT_SEGMENT_SIZE, 0).map_err(|e| e.to_string())?;
+    Ok(w.position().offset)
+}
+
+/// The segment log's floor ("W"): `bytes_per_job` bytes per job appended
+/// to a zero-filled file and `fdatasync`ed, `per_sync` jobs per write and
+/// sync, with no engine logic. `items` counts jobs, `calls` syncs.
+pub fn log_floor(
+    base: &Path,
+    bytes_per_job: u64,
+    per_sync: u64,
+    jobs: u64,
+    cap: Duration,
+) -> Result<Measure, String> {
+    use std::os::unix::fs::FileExt;
+    let e = |e: std::io::Error| e.to_string();
+    let dir = TempDir::new(base).map_err(e)?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(dir.file("floor.log"))
+        .map_err(e)?;
+    let group = vec![0xa5u8; (bytes_per_job * per_sync) as usize];
+    let chunk = vec![0u8; 1 << 20];
+    let (mut pos, mut allocated) = (0u64, 0u64);
+    let probe = Probe::start(false);
+    let start = Instant::now();
+    let (mut done, mut syncs) = (0u64, 0u64);
+    while done < jobs && start.elapsed() < cap {
+        // Zero-filled ahead by 1 MiB chunks, as the engine's segments.
+        while pos + group.len() as u64 > allocated {
+            f.write_all_at(&chunk, allocated).map_err(e)?;
+            allocated += chunk.len() as u64;
+        }
+        f.write_all_at(&group, pos).map_err(e)?;
+        f.sync_data().map_err(e)?;
+        pos += group.len() as u64;
+        done += per_sync;
+        syncs += 1;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok(Measure {
+        items: done,
+        calls: syncs,
+        secs,
+        usage: probe.finish(),
+        ..Measure::default()
     })
 }
 
@@ -258,6 +325,21 @@ mod tests {
         assert!(enq >= payload.len(), "enqueue wrote {enq} bytes: {shape:?}");
         assert!(shape.bytes() >= enq && shape.rows() >= 3);
         assert!(shape.describe().starts_with("enqueue: "));
+        // The log carries the payload and every row value once.
+        assert!(
+            shape.log_bytes >= shape.bytes() as u64,
+            "log {} B for {} B of rows",
+            shape.log_bytes,
+            shape.bytes()
+        );
+    }
+
+    /// The log floor writes and syncs the asked number of jobs.
+    #[test]
+    fn log_floor_makes_the_jobs_and_syncs() {
+        let m = log_floor(&std::env::temp_dir(), 700, 10, 200, Duration::from_secs(60)).unwrap();
+        assert_eq!((m.items, m.calls), (200, 20));
+        assert!(m.secs > 0.0);
     }
 
     /// Replaying a shape makes the requested number of jobs and commits.
@@ -269,6 +351,7 @@ mod tests {
                 vec![("tasks".into(), 100)],
                 vec![("events".into(), 250), ("tasks".into(), 100)],
             ],
+            log_bytes: 0,
         };
         let m = redb_job_shape(
             &std::env::temp_dir(),

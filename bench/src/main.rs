@@ -195,6 +195,9 @@ struct Baseline {
     single: Measure,
     batch: Measure,
     shape: Measure,
+    /// The segment log floor, one job per sync (W1) and 100 (WJ).
+    log_single: Measure,
+    log_grouped: Measure,
 }
 
 fn run_baseline(c: &Config, shape: &JobShape, durable: bool) -> Result<Baseline, String> {
@@ -203,6 +206,8 @@ fn run_baseline(c: &Config, shape: &JobShape, durable: bool) -> Result<Baseline,
         single: baseline::redb_commits(&c.dir, 1, 20_000, cap, durable)?,
         batch: baseline::redb_commits(&c.dir, 1000, 1_000, cap, durable)?,
         shape: baseline::redb_job_shape(&c.dir, shape, 100, c.jobs, cap, durable)?,
+        log_single: baseline::log_floor(&c.dir, shape.log_bytes, 1, 20_000, cap)?,
+        log_grouped: baseline::log_floor(&c.dir, shape.log_bytes, 100, c.jobs, cap)?,
     })
 }
 
@@ -366,13 +371,24 @@ fn main() {
             thousands(base.shape.call_rate()),
             base.shape.bytes_per_item().unwrap_or(f64::NAN),
         );
+        println!(
+            "  [W1]    log floor, 1 job/sync: {:>7} jobs/s     (write + fdatasync of the \
+             engine's log bytes per job, zero-filled file)",
+            thousands(base.log_single.rate()),
+        );
+        println!(
+            "  [WJ]    log floor, 100 jobs/sync: {:>4} jobs/s     ({} syncs/s)",
+            thousands(base.log_grouped.rate()),
+            thousands(base.log_grouped.call_rate()),
+        );
     }
     if let Some(shape) = &shape {
         println!(
             "          BJ replays the engine's row writes per job ({} rows, {} B of values), \
-             read from a real database:",
+             read from a real database; W1/WJ its {} B of segment log per job:",
             shape.rows(),
-            shape.bytes()
+            shape.bytes(),
+            shape.log_bytes
         );
         println!("          {}", shape.describe());
     }
