@@ -204,6 +204,7 @@ pub fn log_floor(
     jobs: u64,
     cap: Duration,
 ) -> Result<Measure, String> {
+    use ordq_core::wal::segment;
     use std::os::unix::fs::FileExt;
     let e = |e: std::io::Error| e.to_string();
     let dir = TempDir::new(base).map_err(e)?;
@@ -214,16 +215,16 @@ pub fn log_floor(
         .open(dir.file("floor.log"))
         .map_err(e)?;
     let group = vec![0xa5u8; (bytes_per_job * per_sync) as usize];
-    let chunk = vec![0u8; 1 << 20];
     let (mut pos, mut allocated) = (0u64, 0u64);
     let probe = Probe::start(false);
     let start = Instant::now();
     let (mut done, mut syncs) = (0u64, 0u64);
     while done < jobs && start.elapsed() < cap {
-        // Zero-filled ahead by 1 MiB chunks, as the engine's segments.
+        // Zero-filled ahead by chunks, as the engine's segments are.
         while pos + group.len() as u64 > allocated {
-            f.write_all_at(&chunk, allocated).map_err(e)?;
-            allocated += chunk.len() as u64;
+            segment::zero_fill(&f, allocated, allocated + segment::CHUNK)
+                .map_err(|x| x.to_string())?;
+            allocated += segment::CHUNK;
         }
         f.write_all_at(&group, pos).map_err(e)?;
         f.sync_data().map_err(e)?;

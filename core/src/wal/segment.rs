@@ -83,12 +83,20 @@ pub fn check_header(buf: &[u8], path: &Path, base: u64, log_id: &[u8; 16]) -> Re
 /// `fdatasync` has no file size or extent change to record.
 pub const CHUNK: u64 = 1 << 20;
 
-/// Writes zeros from `from` up to `to`, growing the file.
+/// The unit zeros are written in: one page. The page cache sizes a folio
+/// by the write that creates it (large folios, Linux 6.x ext4), and
+/// writeback writes a dirty folio whole: zeros written 64 KiB at a time
+/// made every later 500-byte append + `fdatasync` write 64 KiB to disk.
+const ZERO_UNIT: u64 = 4096;
+
+/// Writes zeros from `from` up to `to`, growing the file, in page-sized
+/// writes aligned to pages (see [`ZERO_UNIT`]).
 pub fn zero_fill(f: &File, from: u64, to: u64) -> Result<()> {
-    static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+    static ZEROS: [u8; ZERO_UNIT as usize] = [0; ZERO_UNIT as usize];
     let mut at = from;
     while at < to {
-        let n = (to - at).min(ZEROS.len() as u64) as usize;
+        let page_end = (at / ZERO_UNIT + 1) * ZERO_UNIT;
+        let n = (to.min(page_end) - at) as usize;
         f.write_all_at(&ZEROS[..n], at)?;
         at += n as u64;
     }
