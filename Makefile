@@ -11,12 +11,19 @@ build:
 ## test: every suite of the repo, plus format and lint checks.
 test: lint header-check test-rust test-c test-go test-python test-broker test-cross bench-broker-smoke
 
+## test-rust: every crate's tests, then the engine's failpoint tests (a
+## build with feature `failpoints`: 200 SIGKILLs at the log's and the
+## writer's critical steps, and a batch failed inside the writer).
 test-rust:
 	$(CARGO) test --workspace
+	$(CARGO) test -p ordq-core --features failpoints --test failpoints
+	ORDQ_FAILPOINT_CYCLES=$${ORDQ_FAILPOINT_CYCLES:-200} \
+	  $(CARGO) test -p ordq-core --features failpoints --test crash sigkill_at_failpoints -- --nocapture
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p ordq-core --features failpoints --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -1,11 +1,12 @@
 //! How state becomes durable (format 2): the redb file holds the state, its
 //! segment log `NAME.ordq.log/` ([`crate::wal`]) is the log of record.
 //!
-//! Every write batch is committed to redb without durability; its changes
-//! ([`crate::redo`] records) are appended to the log as one commit group,
-//! and the group is synced before any caller of it is answered. A **state
-//! checkpoint** commits redb durably and records in `meta.wal_lsn` the log
-//! position its state covers. Opening takes redb's last durable state and
+//! Every write batch is applied to the writer's open redb transaction; its
+//! changes ([`crate::redo`] records) are appended to the log as one commit
+//! group, and the group is synced before any caller of it is answered. The
+//! open transaction is committed without durability when a reader needs to
+//! see it, and durably at each **state checkpoint**, which records in
+//! `meta.wal_lsn` the log position its state covers. Opening takes redb's last durable state and
 //! replays the log's groups from there; a log that ends before that
 //! position is corruption.
 //!
@@ -129,16 +130,55 @@ fn migrate(path: &Path, db: &redb::Database, opts: &Options) -> Result<()> {
 /// Commits the state durably, recording that it covers the log up to the
 /// log's next LSN (everything appended so far, which is synced first).
 pub(crate) fn checkpoint(db: &redb::Database, wal: &mut Wal) -> Result<()> {
+    commit_checkpoint(db.begin_write()?, wal)
+}
+
+/// Commits `txn` durably as a state checkpoint (see [`checkpoint`]): the
+/// writer's open transaction, or a fresh one.
+pub(crate) fn commit_checkpoint(mut txn: redb::WriteTransaction, wal: &mut Wal) -> Result<()> {
     wal.sync()?;
-    let txn = db.begin_write()?;
+    txn.set_durability(redb::Durability::Immediate)
+        .map_err(|e| Error::Io(e.to_string()))?;
     {
         let mut tx = Tx::open(&txn)?;
         tx.meta
             .raw()
             .insert(META_WAL_LSN, wal.next_lsn().to_le_bytes().as_slice())?;
     }
+    failpoint!("checkpoint-mid");
     txn.commit()?;
     Ok(())
+}
+
+/// Applies every log group after the last durable state checkpoint to
+/// redb, in one commit without durability; answers how many records it
+/// applied. Replaying over state that already holds some of those groups
+/// gives the same state (redo records are absolute).
+pub(crate) fn replay(db: &redb::Database, wal: &Wal) -> Result<usize> {
+    let covered = covered_lsn(db)?;
+    let records = wal.read_from(covered)?;
+    if !records.is_empty() {
+        let mut txn = db.begin_write()?;
+        txn.set_durability(redb::Durability::None)
+            .map_err(|e| Error::Io(e.to_string()))?;
+        {
+            let mut tx = Tx::open(&txn)?;
+            for r in &records {
+                redo::apply(&mut tx, r.kind, &r.body)?;
+            }
+        }
+        txn.commit()?;
+    }
+    Ok(records.len())
+}
+
+/// The log position the last durable state checkpoint covers.
+fn covered_lsn(db: &redb::Database) -> Result<u64> {
+    Ok(u64::from_le_bytes(
+        meta_bytes(db, META_WAL_LSN)?
+            .try_into()
+            .map_err(|_| Error::Corrupt("meta wal_lsn is not 8 bytes".into()))?,
+    ))
 }
 
 /// Opens the database at `path`: creates it with its log when missing,
@@ -164,11 +204,7 @@ pub(crate) fn open(path: &Path, opts: &Options) -> Result<(redb::Database, Wal, 
     let log_id: [u8; 16] = meta_bytes(&db, META_LOG_ID)?
         .try_into()
         .map_err(|_| Error::Corrupt("meta log_id is not 16 bytes".into()))?;
-    let covered = u64::from_le_bytes(
-        meta_bytes(&db, META_WAL_LSN)?
-            .try_into()
-            .map_err(|_| Error::Corrupt("meta wal_lsn is not 8 bytes".into()))?,
-    );
+    let covered = covered_lsn(&db)?;
     if !dir.is_dir() {
         return Err(Error::Corrupt(format!(
             "{}: the segment log of {} is missing",
@@ -184,16 +220,7 @@ pub(crate) fn open(path: &Path, opts: &Options) -> Result<(redb::Database, Wal, 
             rec.next_lsn
         )));
     }
-    let records = wal.read_from(covered)?;
-    if !records.is_empty() {
-        let txn = db.begin_write()?;
-        {
-            let mut tx = Tx::open(&txn)?;
-            for r in &records {
-                redo::apply(&mut tx, r.kind, &r.body)?;
-            }
-        }
-        txn.commit()?;
+    if replay(&db, &wal)? > 0 {
         checkpoint(&db, &mut wal)?;
     }
     Ok((db, wal, rec))

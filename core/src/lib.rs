@@ -19,6 +19,9 @@
 //! ```
 #![warn(missing_docs)]
 
+#[macro_use]
+mod failpoint;
+
 pub mod b64;
 pub mod clock;
 pub mod config;

@@ -2,11 +2,14 @@
 //! mixed load against one database and is killed with SIGKILL at random
 //! moments; after every kill the parent reopens the file and checks it
 //! against the child's acknowledgement journal. A second test kills
-//! children while they create a fresh database.
+//! children while they create a fresh database. With the `failpoints`
+//! feature, a third test has each child kill itself (SIGKILL) at a named
+//! failpoint of the log or the writer and checks the same invariants.
 //!
 //! Knobs: `ORDQ_CRASH_CYCLES` (load cycles, default 100),
 //! `ORDQ_CRASH_CREATE_CYCLES` (creation cycles, default 100),
-//! `ORDQ_CRASH_SEED` (random seed, default from the clock).
+//! `ORDQ_CRASH_SEED` (random seed, default from the clock),
+//! `ORDQ_FAILPOINT_CYCLES` (failpoint cycles, default 200).
 
 use ordq_core::{
     Backoff, ClaimOptions, Db, DlqPolicy, EnqueueItem, EnqueueOptions, Error, FailOutcome,
@@ -31,6 +34,9 @@ const CHILD_TEST: &str = "crash_child_entry";
 const ENV_LOAD: &str = "ORDQ_CRASH_CHILD";
 /// Child mode: create a database at this path, then wait to be killed.
 const ENV_CREATE: &str = "ORDQ_CRASH_CREATE";
+/// Child mode (feature `failpoints`): `NAME:N` kills the child with
+/// SIGKILL at the N-th hit of failpoint NAME.
+const ENV_FAILPOINT: &str = "ORDQ_CRASH_FAILPOINT";
 /// Seed of the child's random choices.
 const ENV_SEED: &str = "ORDQ_CRASH_CHILD_SEED";
 /// Line a child prints when the interesting part begins.
@@ -139,6 +145,8 @@ fn crash_child_entry() {
     let seed = env_u64(ENV_SEED).unwrap_or(1);
     if let Ok(dir) = std::env::var(ENV_LOAD) {
         abort_on_panic();
+        #[cfg(feature = "failpoints")]
+        arm_failpoint();
         child_load(Path::new(&dir), seed);
     } else if let Ok(path) = std::env::var(ENV_CREATE) {
         abort_on_panic();
@@ -154,6 +162,40 @@ fn abort_on_panic() {
         default(info);
         std::process::abort();
     }));
+}
+
+/// Arms the failpoint `ENV_FAILPOINT` names: its N-th hit SIGKILLs the
+/// process.
+#[cfg(feature = "failpoints")]
+fn arm_failpoint() {
+    let Ok(spec) = std::env::var(ENV_FAILPOINT) else {
+        return;
+    };
+    let (name, n) = spec.split_once(':').expect("failpoint spec NAME:N");
+    let n: u64 = n.parse().expect("failpoint hit count");
+    let hits = AtomicU64::new(0);
+    fail::cfg_callback(name, move || {
+        if hits.fetch_add(1, Ordering::SeqCst) + 1 == n {
+            // SAFETY: kill(2) of this very process.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        }
+    })
+    .expect("arm failpoint");
+}
+
+/// The child's options: with a failpoint armed, small segments and
+/// frequent state checkpoints, so segment rolls and checkpoints happen in
+/// every cycle.
+fn child_options() -> Options {
+    if std::env::var_os(ENV_FAILPOINT).is_some() {
+        Options {
+            segment_size: 64 << 10,
+            checkpoint_interval: Duration::from_millis(20),
+            ..Options::default()
+        }
+    } else {
+        Options::default()
+    }
 }
 
 fn announce_ready() {
@@ -196,7 +238,7 @@ fn lost_ok<T>(r: Result<T, Error>, what: &str) -> Option<T> {
 }
 
 fn child_load(dir: &Path, seed: u64) {
-    let db = Db::open(dir.join(DB_NAME), Options::default()).expect("child: open");
+    let db = Db::open(dir.join(DB_NAME), child_options()).expect("child: open");
     match db.create_queue(Q, queue_cfg()) {
         Ok(_) | Err(Error::AlreadyExists(_)) => {}
         Err(e) => panic!("child: create queue: {e}"),
@@ -419,6 +461,28 @@ impl Running {
         }
     }
 
+    /// Waits up to `limit` for the child to kill itself at its failpoint;
+    /// kills it when it did not get there. Answers whether it did; fails
+    /// if it ended any other way.
+    #[cfg(feature = "failpoints")]
+    fn wait_self_kill(mut self, limit: Duration, ctx: &str) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                assert_eq!(
+                    st.signal(),
+                    Some(libc::SIGKILL),
+                    "{ctx}: child ended by {st}, not at its failpoint; stderr:\n{}",
+                    self.stderr_text()
+                );
+                return true;
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+        self.kill(ctx);
+        false
+    }
+
     /// SIGKILLs the child and reaps it; fails if it had died by itself.
     fn kill(mut self, ctx: &str) {
         if let Some(st) = self.child.try_wait().unwrap() {
@@ -571,9 +635,25 @@ fn totals_grew(old: &Totals, new: &Totals) -> bool {
 }
 
 impl Model {
+    /// A fresh database in `dir` with the load's queues, and its model.
+    fn create(dir: &Path) -> Model {
+        let db = Db::open(dir.join(DB_NAME), Options::default()).unwrap();
+        db.create_queue(Q, queue_cfg()).unwrap();
+        db.create_queue(PROBE, QueueConfig::default()).unwrap();
+        db.close();
+        Model {
+            dir: dir.to_path_buf(),
+            acks: Acks::default(),
+            tasks: Vec::new(),
+            last_stats: None,
+            probe_fences: HashSet::new(),
+        }
+    }
+
     /// Reopens the file after a kill and checks every invariant. With
     /// `full`, tasks already terminal are read again and must be unchanged.
-    fn verify(&mut self, ctx: &str, full: bool) {
+    /// Answers whether opening cut an unfinished last group.
+    fn verify(&mut self, ctx: &str, full: bool) -> bool {
         let path = self.dir.join(DB_NAME);
         // A frozen clock: no timer fires between the reads below.
         let opts = Options {
@@ -584,6 +664,7 @@ impl Model {
             Ok(db) => db,
             Err(e) => panic!("{ctx}: reopen after SIGKILL failed: {e} ({:?})", e.code()),
         };
+        let torn = db.log_recovery().torn.is_some();
         self.acks.read(&self.dir.join(JOURNAL), ctx);
         db.sync().unwrap();
         let s = db.stats(Q).unwrap_or_else(|e| panic!("{ctx}: stats: {e}"));
@@ -795,6 +876,7 @@ impl Model {
         db.complete(l[0].token, b"").unwrap();
         db.close();
         self.last_stats = Some(s);
+        torn
     }
 }
 
@@ -808,19 +890,7 @@ fn sigkill_under_load_loses_nothing_acknowledged() {
         "crash load: {cycles} cycles, seed {seed}, dir {}",
         dir.display()
     );
-    {
-        let db = Db::open(dir.join(DB_NAME), Options::default()).unwrap();
-        db.create_queue(Q, queue_cfg()).unwrap();
-        db.create_queue(PROBE, QueueConfig::default()).unwrap();
-        db.close();
-    }
-    let mut m = Model {
-        dir: dir.clone(),
-        acks: Acks::default(),
-        tasks: Vec::new(),
-        last_stats: None,
-        probe_fences: HashSet::new(),
-    };
+    let mut m = Model::create(&dir);
     let started = Instant::now();
     let mut early = 0;
     for cycle in 0..cycles {
@@ -859,6 +929,74 @@ fn sigkill_under_load_loses_nothing_acknowledged() {
         !m.acks.completed.is_empty() && !m.acks.enqueued.is_empty(),
         "the children did no work"
     );
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Each failpoint with the most hits a child makes before it dies there.
+#[cfg(feature = "failpoints")]
+const FAILPOINTS: &[(&str, u64)] = &[
+    ("wal-mid-group", 60),
+    ("wal-before-sync", 60),
+    ("writer-after-sync", 60),
+    ("checkpoint-mid", 6),
+    ("wal-roll", 3),
+];
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn sigkill_at_failpoints_loses_nothing_acknowledged() {
+    let cycles = env_u64("ORDQ_FAILPOINT_CYCLES").unwrap_or(200);
+    let seed = seed();
+    let mut rng = Rng(seed);
+    let dir = tmp("failpoints");
+    println!(
+        "failpoints: {cycles} cycles, seed {seed}, dir {}",
+        dir.display()
+    );
+    let mut m = Model::create(&dir);
+    let started = Instant::now();
+    let mut hits: HashMap<&str, u64> = HashMap::new();
+    for cycle in 0..cycles {
+        let (point, most) = FAILPOINTS[cycle as usize % FAILPOINTS.len()];
+        let n = rng.range(1, most + 1);
+        let ctx = format!(
+            "cycle {cycle}, {point} hit {n} (seed {seed}, dir {})",
+            dir.display()
+        );
+        let child = spawn_child(
+            &[
+                (ENV_LOAD, dir.display().to_string()),
+                (ENV_SEED, rng.next().to_string()),
+                (ENV_FAILPOINT, format!("{point}:{n}")),
+            ],
+            &dir.join("child-stderr"),
+        );
+        let died = child.wait_self_kill(Duration::from_secs(20), &ctx);
+        let torn = m.verify(&ctx, cycle % 10 == 9 || cycle + 1 == cycles);
+        if died {
+            *hits.entry(point).or_default() += 1;
+            // Only a death inside a group's write leaves a group unfinished.
+            assert_eq!(
+                torn,
+                point == "wal-mid-group",
+                "{ctx}: opening cut an unfinished group: {torn}"
+            );
+        }
+    }
+    println!(
+        "failpoints: {cycles} cycles in {:.1}s; deaths per failpoint: {hits:?}; journal: {} enqueues, {} leases, {} completions",
+        started.elapsed().as_secs_f64(),
+        m.acks.enqueued.len(),
+        m.acks.leased.len(),
+        m.acks.completed.len()
+    );
+    for (point, _) in FAILPOINTS {
+        let per = cycles / FAILPOINTS.len() as u64;
+        assert!(
+            hits.get(point).copied().unwrap_or(0) * 10 >= per * 9,
+            "failpoint {point} was reached in fewer than 90% of its {per} cycles: {hits:?}"
+        );
+    }
     fs::remove_dir_all(&dir).unwrap();
 }
 

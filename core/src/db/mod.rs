@@ -148,9 +148,13 @@ impl Db {
         rx.recv().ok_or(Error::Closed)?
     }
 
+    /// A read snapshot holding every change answered before the call.
     fn read(&self) -> Result<redb::ReadTransaction> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
+        }
+        if self.inner.counters.unpublished.load(Ordering::Acquire) {
+            self.call(|reply| Op::Publish { reply })?;
         }
         let db = self
             .inner

@@ -155,9 +155,8 @@ impl QueueSched {
         Ok(seq)
     }
 
-    /// Writes the queue state row if anything changed; true if it did.
-    pub fn persist(&mut self, tx: &mut Tx<'_>) -> Result<bool> {
-        let wrote = self.dirty;
+    /// Writes the queue state row if anything changed.
+    pub fn persist(&mut self, tx: &mut Tx<'_>) -> Result<()> {
         if self.dirty {
             self.qs.watermark = self
                 .pending
@@ -169,7 +168,7 @@ impl QueueSched {
             tx.qstate.insert(self.id(), j.as_slice())?;
             self.dirty = false;
         }
-        Ok(wrote)
+        Ok(())
     }
 
     /// Offsets of unfinished tasks (ready, delayed, retry wait, leased)

@@ -18,9 +18,8 @@ impl QueueSched {
     }
 
     /// Fires every timer due at `now`: expired leases count as attempts,
-    /// delayed heads become eligible. True when a lease expired (written).
-    pub fn fire_timers(&mut self, tx: &mut Tx<'_>, now: u64) -> Result<bool> {
-        let mut wrote = false;
+    /// delayed heads become eligible.
+    pub fn fire_timers(&mut self, tx: &mut Tx<'_>, now: u64) -> Result<()> {
         while let Some(&t) = self.timers.first() {
             if t.0 > now {
                 break;
@@ -58,8 +57,7 @@ impl QueueSched {
             self.qs.totals.lease_expired += 1;
             self.dirty = true;
             self.end_attempt(tx, now, lane_id, false, 0)?;
-            wrote = true;
         }
-        Ok(wrote)
+        Ok(())
     }
 }

@@ -322,6 +322,14 @@ impl Wal {
             }
             self.allocated = to;
         }
+        #[cfg(feature = "failpoints")]
+        {
+            let half = &self.group[..self.group.len() / 2];
+            if let Err(e) = self.active.write_all_at(half, self.pos) {
+                return Err(self.fail(e.into()));
+            }
+            failpoint!("wal-mid-group");
+        }
         if let Err(e) = self.active.write_all_at(&self.group, self.pos) {
             return Err(self.fail(e.into()));
         }
@@ -341,12 +349,14 @@ impl Wal {
         self.allocated = self.active.metadata()?.len();
         self.segments.push(base);
         self.pos = segment::HEADER;
+        failpoint!("wal-roll");
         Ok(())
     }
 
     /// Makes every committed group durable (`fdatasync`).
     pub fn sync(&mut self) -> Result<()> {
         self.check()?;
+        failpoint!("wal-before-sync");
         match self.active.sync_data() {
             Ok(()) => Ok(()),
             Err(e) => Err(self.fail(e.into())),

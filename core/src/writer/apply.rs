@@ -59,7 +59,7 @@ impl Writer {
                     return Ok(());
                 }
                 if empty {
-                    return self.defer_read(reply, r);
+                    return self.defer(reply, r);
                 }
                 self.defer(reply, r)
             }
@@ -137,7 +137,7 @@ impl Writer {
             }
             Op::Stats { queue, reply } => {
                 let r = self.qid(&queue).map(|id| self.queues[&id].stats(now));
-                self.defer_read(reply, r)
+                self.defer(reply, r)
             }
             Op::Pending {
                 queue,
@@ -146,11 +146,15 @@ impl Writer {
                 reply,
             } => {
                 let r = self.pending(&queue, after, limit);
-                self.defer_read(reply, r)
+                self.defer(reply, r)
             }
             Op::Sync { reply } => {
                 self.sync_requested = true;
-                self.defer_read(reply, Ok(()))
+                self.defer(reply, Ok(()))
+            }
+            Op::Publish { reply } => {
+                self.publish_requested = true;
+                self.defer(reply, Ok(()))
             }
             Op::Shutdown { reply } => {
                 // `run` takes shutdown out of every batch; never reached.
@@ -176,6 +180,7 @@ impl Writer {
             Op::Stats { reply, .. } => reply.send(Err(e.clone())),
             Op::Pending { reply, .. } => reply.send(Err(e.clone())),
             Op::Sync { reply } => reply.send(Err(e.clone())),
+            Op::Publish { reply } => reply.send(Err(e.clone())),
             Op::Shutdown { reply } => reply.send(()),
         }
     }

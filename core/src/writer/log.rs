@@ -8,6 +8,7 @@ use crate::config::Durability;
 use crate::durability;
 use crate::error::{Error, Result};
 use crate::redo::Changes;
+use std::sync::atomic::Ordering::Release;
 use std::time::Instant;
 
 impl Writer {
@@ -23,6 +24,7 @@ impl Writer {
             }
             if self.opts.durability == Durability::Immediate || self.sync_requested {
                 self.wal.sync()?;
+                failpoint!("writer-after-sync");
             }
             Ok(())
         })();
@@ -44,10 +46,18 @@ impl Writer {
         }
     }
 
-    /// Commits the state durably at the log's current position.
+    /// Commits the state durably at the log's current position: the open
+    /// transaction, which readers then see.
     pub(super) fn checkpoint(&mut self) {
-        match durability::checkpoint(&self.db, &mut self.wal) {
-            Ok(()) => self.checkpoint_due = None,
+        let r = match self.txn.take() {
+            Some(txn) => durability::commit_checkpoint(txn, &mut self.wal),
+            None => durability::checkpoint(&self.db, &mut self.wal),
+        };
+        match r {
+            Ok(()) => {
+                self.checkpoint_due = None;
+                self.counters.unpublished.store(false, Release);
+            }
             Err(e) => {
                 self.stop(e);
             }

@@ -1,6 +1,9 @@
-//! The writer thread: owns every write transaction. It drains all waiting
-//! operations, applies them in one transaction, commits once (group
-//! commit), then answers every caller. Parked claims are answered by the
+//! The writer thread: owns the one write transaction. It drains all
+//! waiting operations, applies them to its open transaction, appends their
+//! changes to the segment log as one group and syncs it (group commit),
+//! then answers every caller. The transaction stays open across batches:
+//! it is committed (without durability) when a reader asks to see it, and
+//! durably at each state checkpoint. Parked claims are answered by the
 //! writer when work arrives or their wait ends.
 
 mod apply;
@@ -9,6 +12,7 @@ mod waiters;
 
 use crate::clock::millis;
 use crate::config::{ClaimOptions, EnqueueItem, Options, QueueConfig, RedriveMode};
+use crate::durability;
 use crate::error::{Error, Result};
 use crate::oneshot;
 use crate::record::QueueState;
@@ -20,7 +24,7 @@ use crate::wal::Wal;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use redb::ReadableTable;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::Release};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use waiters::Waiter;
@@ -97,6 +101,11 @@ pub(crate) enum Op {
     Sync {
         reply: Reply<()>,
     },
+    /// Commits the open transaction so that readers see every change
+    /// answered so far.
+    Publish {
+        reply: Reply<()>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -107,10 +116,14 @@ type Deferred = Box<dyn FnOnce(Option<&Error>) + Send>;
 /// What the writer has done since open, to observe group commit.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    /// Write transactions committed.
+    /// Commit groups appended to the log.
     pub commits: AtomicU64,
     /// Operations received.
     pub ops: AtomicU64,
+    /// Whether answered changes wait in the writer's open transaction:
+    /// set before their callers are answered, cleared when it commits. A
+    /// reader that sees it set asks the writer to publish first.
+    pub unpublished: AtomicBool,
 }
 
 /// Events of retention looked at per commit.
@@ -127,10 +140,9 @@ pub(crate) struct Writer {
     next_queue_id: u32,
     deferred: Vec<Deferred>,
     poisoned: Option<Error>,
-    /// Whether the open batch changed anything; a batch that did not is
-    /// aborted instead of committed (no fsync for an empty claim).
-    wrote: bool,
     counters: Arc<Counters>,
+    /// The open write transaction every batch is applied to.
+    txn: Option<redb::WriteTransaction>,
     /// The segment log every batch's changes are appended to.
     wal: Wal,
     /// When the next state checkpoint is due: set by the first group
@@ -139,6 +151,8 @@ pub(crate) struct Writer {
     /// Whether the open batch holds a `sync` (the log is synced even with
     /// durability `None`).
     sync_requested: bool,
+    /// Whether the open batch holds a `publish`.
+    publish_requested: bool,
 }
 
 fn is_fatal(e: &Error) -> bool {
@@ -176,11 +190,12 @@ impl Writer {
             next_queue_id: 1,
             deferred: Vec::new(),
             poisoned: None,
-            wrote: false,
             counters,
+            txn: None,
             wal,
             checkpoint_due: None,
             sync_requested: false,
+            publish_requested: false,
         };
         w.load()?;
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -291,14 +306,9 @@ impl Writer {
         }
     }
 
-    /// Answers after the commit; a success means the batch wrote.
+    /// Answers after the batch's group is logged; a fatal error fails the
+    /// whole batch.
     fn defer<T: Send + 'static>(&mut self, reply: Reply<T>, r: Result<T>) -> Result<()> {
-        self.wrote |= r.is_ok();
-        self.defer_read(reply, r)
-    }
-
-    /// Answers after the commit, for a result that wrote nothing.
-    fn defer_read<T: Send + 'static>(&mut self, reply: Reply<T>, r: Result<T>) -> Result<()> {
         let fatal = match &r {
             Err(e) if is_fatal(e) => Some(e.clone()),
             _ => None,
@@ -329,56 +339,17 @@ impl Writer {
             .queues
             .values()
             .any(|q| q.prune_due_at().is_some_and(|t| t <= now));
-        let read_only = ops
-            .iter()
-            .all(|o| matches!(o, Op::Stats { .. } | Op::Pending { .. } | Op::Sync { .. }));
-        if read_only && !timers_due && !prune_due {
-            // Everything sent before these is committed already.
-            for op in ops {
-                match op {
-                    Op::Stats { queue, reply } => {
-                        let r = self.qid(&queue).map(|id| self.queues[&id].stats(now));
-                        reply.send(r);
-                    }
-                    Op::Pending {
-                        queue,
-                        after,
-                        limit,
-                        reply,
-                    } => reply.send(self.pending(&queue, after, limit)),
-                    Op::Sync { reply } => {
-                        let r = self.sync_log();
-                        reply.send(r);
-                    }
-                    _ => unreachable!("read-only batch"),
-                }
-            }
-            return;
-        }
-        let res = self
-            .db
-            .begin_write()
-            .map_err(Error::from)
-            .and_then(|mut txn| {
-                // Durable through the log: redb is checkpointed apart.
-                txn.set_durability(redb::Durability::None)
-                    .map_err(|e| Error::Io(e.to_string()))?;
-                self.wrote = false;
-                self.sync_requested = false;
-                let changes = self.apply_batch(&txn, ops, now)?;
-                if self.wrote {
-                    txn.commit()?;
-                    self.counters.commits.fetch_add(1, Relaxed);
-                    self.log_group(&changes)
-                } else {
-                    txn.abort()?;
-                    if self.sync_requested {
-                        self.sync_log()?;
-                    }
-                    Ok(())
-                }
-            });
-        let failed = res.err();
+        let read_only = ops.iter().all(|o| {
+            matches!(
+                o,
+                Op::Stats { .. } | Op::Pending { .. } | Op::Sync { .. } | Op::Publish { .. }
+            )
+        });
+        let failed = if read_only && !timers_due && !prune_due {
+            self.serve_read_only(ops, now)
+        } else {
+            self.write_batch(ops, now).err()
+        };
         if failed.is_none() {
             self.saved_fence = self.next_fence;
         }
@@ -386,10 +357,95 @@ impl Writer {
             d(failed.as_ref());
         }
         if failed.is_some() && self.poisoned.is_none() {
-            if let Err(e) = self.load() {
+            if let Err(e) = self.recover() {
                 self.poisoned = Some(e);
             }
         }
+    }
+
+    /// Answers a batch that changes nothing: everything sent before it is
+    /// logged already. Answers the error of a failed publish.
+    fn serve_read_only(&mut self, ops: Vec<Op>, now: u64) -> Option<Error> {
+        let mut failed = None;
+        for op in ops {
+            match op {
+                Op::Stats { queue, reply } => {
+                    let r = self.qid(&queue).map(|id| self.queues[&id].stats(now));
+                    reply.send(r);
+                }
+                Op::Pending {
+                    queue,
+                    after,
+                    limit,
+                    reply,
+                } => reply.send(self.pending(&queue, after, limit)),
+                Op::Sync { reply } => {
+                    let r = self.sync_log();
+                    reply.send(r);
+                }
+                Op::Publish { reply } => {
+                    let r = self.publish();
+                    if let Err(e) = &r {
+                        failed.get_or_insert(e.clone());
+                    }
+                    reply.send(r);
+                }
+                _ => unreachable!("read-only batch"),
+            }
+        }
+        failed
+    }
+
+    /// Applies a batch to the open transaction and logs its changes as
+    /// one group.
+    fn write_batch(&mut self, ops: Vec<Op>, now: u64) -> Result<()> {
+        let txn = match self.txn.take() {
+            Some(t) => t,
+            None => {
+                let mut t = self.db.begin_write()?;
+                // Durable through the log: redb is checkpointed apart.
+                t.set_durability(redb::Durability::None)
+                    .map_err(|e| Error::Io(e.to_string()))?;
+                t
+            }
+        };
+        self.sync_requested = false;
+        self.publish_requested = false;
+        let changes = self.apply_batch(&txn, ops, now);
+        self.txn = Some(txn);
+        let changes = changes?;
+        if !changes.is_empty() {
+            self.log_group(&changes)?;
+            self.counters.commits.fetch_add(1, Relaxed);
+            self.counters.unpublished.store(true, Release);
+        } else if self.sync_requested {
+            self.sync_log()?;
+        }
+        if self.publish_requested {
+            self.publish()?;
+        }
+        Ok(())
+    }
+
+    /// Commits the open transaction without durability, so readers see it.
+    fn publish(&mut self) -> Result<()> {
+        if let Some(txn) = self.txn.take() {
+            txn.commit()?;
+        }
+        self.counters.unpublished.store(false, Release);
+        Ok(())
+    }
+
+    /// After a failed batch: drops the open transaction (and the batch's
+    /// partial changes with it), rebuilds redb's state from the last
+    /// checkpoint and the log, and reloads the schedulers from it.
+    fn recover(&mut self) -> Result<()> {
+        if let Some(txn) = self.txn.take() {
+            txn.abort()?;
+        }
+        durability::replay(&self.db, &self.wal)?;
+        self.counters.unpublished.store(false, Release);
+        self.load()
     }
 
     /// Applies a batch to `txn`; answers the changes it made, in order.
@@ -401,18 +457,19 @@ impl Writer {
     ) -> Result<Changes> {
         let mut tx = Tx::open(txn)?;
         for q in self.queues.values_mut() {
-            self.wrote |= q.fire_timers(&mut tx, now)?;
+            q.fire_timers(&mut tx, now)?;
         }
         for op in ops {
             self.apply(&mut tx, now, op)?;
         }
+        failpoint!("writer-apply", error);
         self.serve_waiters(&mut tx, now)?;
         let retain = millis(self.opts.retain_done);
         for q in self.queues.values_mut() {
             if q.prune_due_at().is_some_and(|t| t <= now) {
                 q.prune(&mut tx, now, retain, PRUNE_BUDGET)?;
             }
-            self.wrote |= q.persist(&mut tx)?;
+            q.persist(&mut tx)?;
         }
         if self.next_fence != self.saved_fence {
             tx.meta
