@@ -9,7 +9,9 @@
 //! ```
 //!
 //! `ordq-bench broker [...]` measures end-to-end jobs/s through the broker
-//! instead (`broker` module; `--help` for its options).
+//! instead (`broker` module; `--help` for its options); `ordq-bench
+//! recovery [...]` the open after a crash and the memory of pending work
+//! (`recovery` module).
 //!
 //! Env vars `ORDQ_BENCH_JOBS`, `ORDQ_BENCH_PER_CALL_JOBS`,
 //! `ORDQ_BENCH_DURABILITY`, `ORDQ_BENCH_ONLY` and `ORDQ_BENCH_DIR` set the
@@ -19,6 +21,7 @@ mod abi;
 mod baseline;
 mod broker;
 mod measure;
+mod recovery;
 mod scenarios;
 mod sys;
 mod util;
@@ -267,6 +270,8 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("broker") => std::process::exit(broker::main(&args[1..])),
         Some("broker-worker") => std::process::exit(broker::worker::main(&args[1..])),
+        Some("recovery") => std::process::exit(recovery::main(&args[1..])),
+        Some("recovery-child") => std::process::exit(recovery::child(&args[1..])),
         _ => {}
     }
     let c = match parse_args() {

@@ -240,7 +240,7 @@ impl Metrics {
             &mut o,
             "ordq_engine_commits_total",
             "counter",
-            "Write transactions committed by the engine's writer.",
+            "Commit groups the engine's writer appended to the log.",
             commits,
         );
         g(
@@ -250,6 +250,29 @@ impl Metrics {
             "Operations received by the engine's writer (many per commit: group commit).",
             ops,
         );
+        if let Ok(log) = db.log_info() {
+            g(
+                &mut o,
+                "ordq_log_bytes",
+                "gauge",
+                "Bytes held by the segment log's files.",
+                log.bytes,
+            );
+            g(
+                &mut o,
+                "ordq_log_segments",
+                "gauge",
+                "Segment files of the log.",
+                log.segments as u64,
+            );
+            g(
+                &mut o,
+                "ordq_log_uncheckpointed_records",
+                "gauge",
+                "Log records after the last state checkpoint (what an open after a crash replays).",
+                log.next_lsn.saturating_sub(log.checkpoint_lsn),
+            );
+        }
         render_queues(&mut o, db);
         o
     }

@@ -1000,9 +1000,19 @@ fn metrics_over_http() {
         "ordq_queue_rollbacks_total{queue=\"jobs\"} 1\n",
         "ordq_queue_enqueued_total{queue=\"jobs\"} 1\n",
         "ordq_engine_commits_total ",
+        "ordq_log_segments 1\n",
+        "ordq_log_uncheckpointed_records ",
     ] {
         assert!(m.contains(needle), "{needle:?} missing in\n{m}");
     }
+    // The log's size is the size of its one segment file.
+    let log_bytes: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("ordq_log_bytes "))
+        .expect("ordq_log_bytes")
+        .parse()
+        .unwrap();
+    assert!(log_bytes >= 1 << 20, "{log_bytes}");
     // Every sample line is `name{labels} value` with a numeric value.
     let body = m.split("\r\n\r\n").nth(1).unwrap();
     for line in body.lines().filter(|l| !l.starts_with('#')) {

@@ -81,6 +81,10 @@ enum Command {
     Dlq(DlqCmd),
     /// Serve the database to worker processes (the broker) until SIGTERM/SIGINT.
     Serve(serve::ServeArgs),
+    /// Checkpoint, then remove the segment-log files the state no longer
+    /// needs (a database file, not a broker: `ordq serve --log-retention`
+    /// does it while serving).
+    Compact,
 }
 
 #[derive(Subcommand, Debug)]
@@ -427,6 +431,31 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Dlq(cmd) => {
             let t = open(&cli, false)?;
             dlq_cmd(&t, json, cmd)?;
+        }
+        Command::Compact => {
+            let t = open(&cli, false)?;
+            let Target::File(db) = &t else {
+                t.close();
+                return Err(CliError::invalid(
+                    "compact works on a database file; a broker removes old segments itself with `ordq serve --log-retention`",
+                ));
+            };
+            let c = db.compact_log();
+            t.close();
+            let c = c?;
+            if json {
+                print_json(&serde_json::to_value(c).unwrap_or(Value::Null));
+            } else {
+                println!(
+                    "removed {} segments ({} bytes); log: {} segments, {} bytes, LSN {} to {}",
+                    c.removed_segments,
+                    c.removed_bytes,
+                    c.log.segments,
+                    c.log.bytes,
+                    c.log.first_lsn,
+                    c.log.next_lsn
+                );
+            }
         }
     }
     Ok(())

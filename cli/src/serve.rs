@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// Allow TCP and HTTP addresses other than loopback (TCP still needs the token).
     #[arg(long)]
     allow_remote: bool,
+    /// Remove log segments the state checkpoints cover once older than
+    /// this (e.g. 7d); default: keep the whole log (verify and audit read it).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    log_retention: Option<Duration>,
 }
 
 /// Reads the token: the file's content without trailing whitespace.
@@ -147,7 +151,11 @@ pub fn run(db: Option<&str>, args: &ServeArgs) -> Result<(), CliError> {
         http,
         allow_remote: args.allow_remote,
     };
-    let db = Db::open(path, Options::default())?;
+    let opts = Options {
+        log_retention: args.log_retention,
+        ..Options::default()
+    };
+    let db = Db::open(path, opts)?;
     let broker = match Broker::start(db.clone(), cfg) {
         Ok(b) => b,
         Err(e) => {

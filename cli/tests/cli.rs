@@ -527,6 +527,7 @@ fn help_for_every_subcommand() {
         &["dlq", "redrive"],
         &["dlq", "purge"],
         &["serve"],
+        &["compact"],
     ];
     for c in cmds {
         let out = Command::new(env!("CARGO_BIN_EXE_ordq"))
@@ -544,4 +545,39 @@ fn help_for_every_subcommand() {
         .output()
         .unwrap();
     assert!(String::from_utf8(out.stdout).unwrap().contains("--listen"));
+}
+
+#[test]
+fn compact_removes_old_log_segments_and_keeps_the_tasks() {
+    let env = Env::new();
+    {
+        // Small segments, so 300 tasks fill several.
+        let opts = Options {
+            segment_size: 16 << 10,
+            ..Options::default()
+        };
+        let db = Db::open(&env.db, opts).unwrap();
+        db.create_queue("q", ordq_core::QueueConfig::default())
+            .unwrap();
+        for i in 0..300 {
+            db.enqueue(
+                "q",
+                "k",
+                format!("p{i}").as_bytes(),
+                ordq_core::EnqueueOptions::default(),
+            )
+            .unwrap();
+        }
+        db.close();
+    }
+    let c = env.json(&["compact"]);
+    assert!(c["removed_segments"].as_u64().unwrap() >= 2, "{c}");
+    assert_eq!(c["log"]["segments"], 1, "{c}");
+    assert!(c["log"]["first_lsn"].as_u64().unwrap() > 0, "{c}");
+    let s = env.json(&["stats", "q"]);
+    assert_eq!(s["ready"], 300, "{s}");
+    let t = env.json(&["task", "show", "q", "0"]);
+    assert_eq!(t["offset"], 0, "{t}");
+    let again = env.ok(&["compact"]);
+    assert!(again.starts_with("removed 0 segments"), "{again}");
 }

@@ -49,6 +49,12 @@ pub struct Options {
     /// position it covers, so opening replays only the log after it);
     /// default 1 s. Also at close.
     pub checkpoint_interval: Duration,
+    /// How long segments of the log the state no longer needs are kept:
+    /// `None` (the default) keeps the whole history, for verify and audit;
+    /// `Some(d)` removes, at each state checkpoint, the sealed segments it
+    /// covers that were last written more than `d` ago.
+    /// [`crate::Db::compact_log`] removes them on demand.
+    pub log_retention: Option<Duration>,
 }
 
 impl Default for Options {
@@ -65,6 +71,7 @@ impl Default for Options {
             cache_size: 64 << 20,
             segment_size: crate::wal::DEFAULT_SEGMENT_SIZE,
             checkpoint_interval: Duration::from_secs(1),
+            log_retention: None,
         }
     }
 }
@@ -82,6 +89,7 @@ impl std::fmt::Debug for Options {
             .field("cache_size", &self.cache_size)
             .field("segment_size", &self.segment_size)
             .field("checkpoint_interval", &self.checkpoint_interval)
+            .field("log_retention", &self.log_retention)
             .finish()
     }
 }

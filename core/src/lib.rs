@@ -49,8 +49,8 @@ pub use db::{Db, MAX_CLAIM, MAX_WORKER_ID};
 pub use engine::Engine;
 pub use error::{Error, ErrorCode, Result};
 pub use types::{
-    Completion, DeadLetter, FailOutcome, Fault, FaultKind, Lease, QueueInfo, QueueStats, Receipt,
-    ShardStats, TaskInfo, TaskState, Token, Totals,
+    Compacted, Completion, DeadLetter, FailOutcome, Fault, FaultKind, Lease, LogInfo, QueueInfo,
+    QueueStats, Receipt, ShardStats, TaskInfo, TaskState, Token, Totals,
 };
 
 /// The README's usage example, compiled and run as a doctest.

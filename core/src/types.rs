@@ -293,3 +293,30 @@ pub struct QueueStats {
     /// Lifetime totals.
     pub totals: Totals,
 }
+
+/// The segment log's extent ([`crate::Db::log_info`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogInfo {
+    /// Segment files.
+    pub segments: usize,
+    /// Bytes they hold (zero fill of the active one included).
+    pub bytes: u64,
+    /// LSN of the oldest record kept (the first segment's base).
+    pub first_lsn: u64,
+    /// LSN the next record gets.
+    pub next_lsn: u64,
+    /// LSN up to which the last state checkpoint covers the log: opening
+    /// replays from here.
+    pub checkpoint_lsn: u64,
+}
+
+/// What [`crate::Db::compact_log`] removed, and the log after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compacted {
+    /// Segment files removed.
+    pub removed_segments: usize,
+    /// Bytes they held.
+    pub removed_bytes: u64,
+    /// The log after the removal.
+    pub log: LogInfo,
+}

@@ -14,7 +14,7 @@ use crate::hash::task_id;
 use crate::oneshot;
 use crate::sched::Claimed;
 use crate::store;
-use crate::types::{Completion, FailOutcome, Lease, QueueInfo, Receipt, Token};
+use crate::types::{Compacted, Completion, FailOutcome, Lease, LogInfo, QueueInfo, Receipt, Token};
 use crate::wal::Recovery;
 use crate::writer::{Counters, Op, Reply, Writer};
 use checks::{check_lease, check_worker};
@@ -131,6 +131,19 @@ impl Db {
             c.commits.load(Ordering::Relaxed),
             c.ops.load(Ordering::Relaxed),
         )
+    }
+
+    /// The segment log's extent: segments, bytes, LSNs.
+    pub fn log_info(&self) -> Result<LogInfo> {
+        self.call(|reply| Op::LogInfo { reply })
+    }
+
+    /// Makes a state checkpoint, then removes every sealed log segment it
+    /// covers (whatever `Options::log_retention` says). The state keeps
+    /// every task, payload and result; what goes is the history that
+    /// verification and audit read.
+    pub fn compact_log(&self) -> Result<Compacted> {
+        self.call(|reply| Op::CompactLog { reply })
     }
 
     /// Finishes queued work, makes it durable and releases the file.

@@ -39,6 +39,7 @@ use frame::{Commit, KIND_COMMIT};
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 /// Default segment size: 64 MiB (a segment grows to it by zero-filled
 /// chunks, then the next one starts).
@@ -98,6 +99,15 @@ pub struct Torn {
     pub frames: u32,
     /// Why the scan stopped.
     pub why: String,
+}
+
+/// What [`Wal::remove_below`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// Segment files removed.
+    pub segments: usize,
+    /// Their total size in bytes.
+    pub bytes: u64,
 }
 
 /// The segment log of one database, open for appending.
@@ -160,6 +170,13 @@ impl Wal {
             return Err(Error::Corrupt(format!(
                 "{}: log directory has no segment",
                 dir.display()
+            )));
+        }
+        if segs[0].0 > from {
+            return Err(Error::Corrupt(format!(
+                "{}: the log starts at LSN {} but the state covers it only up to LSN {from} (segments removed below the checkpoint)",
+                dir.display(),
+                segs[0].0
             )));
         }
         let first_scanned = segs.partition_point(|(b, _)| *b <= from).max(1) - 1;
@@ -351,6 +368,39 @@ impl Wal {
         self.pos = segment::HEADER;
         failpoint!("wal-roll");
         Ok(())
+    }
+
+    /// Bytes the segment files hold (their lengths, zero fill included).
+    pub fn bytes(&self) -> Result<u64> {
+        let mut n = 0;
+        for &base in &self.segments {
+            n += fs::metadata(self.dir.join(segment::name(base)))?.len();
+        }
+        Ok(n)
+    }
+
+    /// Removes the oldest sealed segments whose every record is below
+    /// `lsn` (a state checkpoint covers them) and, with `older_than`, that
+    /// were last written before that time. Never the active segment, never
+    /// one after a segment it keeps: the log stays contiguous.
+    pub fn remove_below(&mut self, lsn: u64, older_than: Option<SystemTime>) -> Result<Removed> {
+        self.check()?;
+        let mut r = Removed::default();
+        while self.segments.len() > 1 && self.segments[1] <= lsn {
+            let path = self.dir.join(segment::name(self.segments[0]));
+            let meta = fs::metadata(&path)?;
+            if older_than.is_some_and(|t| meta.modified().is_ok_and(|m| m > t)) {
+                break;
+            }
+            fs::remove_file(&path)?;
+            r.segments += 1;
+            r.bytes += meta.len();
+            self.segments.remove(0);
+        }
+        if r.segments > 0 {
+            segment::sync_dir(&self.dir)?;
+        }
+        Ok(r)
     }
 
     /// Makes every committed group durable (`fdatasync`).

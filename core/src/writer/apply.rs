@@ -156,6 +156,14 @@ impl Writer {
                 self.publish_requested = true;
                 self.defer(reply, Ok(()))
             }
+            Op::LogInfo { reply } => {
+                let r = self.log_info();
+                self.defer(reply, r)
+            }
+            Op::CompactLog { reply } => {
+                self.compactions.push(reply);
+                Ok(())
+            }
             Op::Shutdown { reply } => {
                 // `run` takes shutdown out of every batch; never reached.
                 reply.send(());
@@ -181,6 +189,8 @@ impl Writer {
             Op::Pending { reply, .. } => reply.send(Err(e.clone())),
             Op::Sync { reply } => reply.send(Err(e.clone())),
             Op::Publish { reply } => reply.send(Err(e.clone())),
+            Op::LogInfo { reply } => reply.send(Err(e.clone())),
+            Op::CompactLog { reply } => reply.send(Err(e.clone())),
             Op::Shutdown { reply } => reply.send(()),
         }
     }

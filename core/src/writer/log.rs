@@ -1,6 +1,7 @@
 //! Each batch's changes to the segment log: one commit group per batch,
 //! synced before any caller of it is answered (durability `immediate`),
-//! and the periodic state checkpoint. A failed log write, sync or
+//! the periodic state checkpoint, and removing the log segments it covers
+//! (retention, `compact_log`). A failed log write, sync or
 //! checkpoint stops the engine: every later call gets that error.
 
 use super::Writer;
@@ -8,8 +9,10 @@ use crate::config::Durability;
 use crate::durability;
 use crate::error::{Error, Result};
 use crate::redo::Changes;
+use crate::types::{Compacted, LogInfo};
+use crate::wal::Removed;
 use std::sync::atomic::Ordering::Release;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 impl Writer {
     /// Appends a committed batch's changes as one group and syncs it when
@@ -56,11 +59,64 @@ impl Writer {
         match r {
             Ok(()) => {
                 self.checkpoint_due = None;
+                self.checkpoint_lsn = self.wal.next_lsn();
                 self.counters.unpublished.store(false, Release);
             }
             Err(e) => {
                 self.stop(e);
+                return;
             }
+        }
+        if let Some(keep) = self.opts.log_retention {
+            let before = SystemTime::now().checked_sub(keep);
+            let r = match before {
+                Some(t) => self.wal.remove_below(self.checkpoint_lsn, Some(t)),
+                None => Ok(Removed::default()),
+            };
+            if let Err(e) = r {
+                self.stop(e);
+            }
+        }
+    }
+
+    /// The log's extent.
+    pub(super) fn log_info(&self) -> Result<LogInfo> {
+        let segments = self.wal.segments();
+        Ok(LogInfo {
+            segments: segments.len(),
+            bytes: self.wal.bytes()?,
+            first_lsn: segments.first().copied().unwrap_or(0),
+            next_lsn: self.wal.next_lsn(),
+            checkpoint_lsn: self.checkpoint_lsn,
+        })
+    }
+
+    /// Answers the batch's `compact_log` callers: a checkpoint, then every
+    /// sealed segment it covers removed.
+    pub(super) fn compact_log(&mut self) {
+        if self.compactions.is_empty() {
+            return;
+        }
+        let r = (|| {
+            if let Some(e) = &self.poisoned {
+                return Err(e.clone());
+            }
+            self.checkpoint();
+            if let Some(e) = &self.poisoned {
+                return Err(e.clone());
+            }
+            let removed = self
+                .wal
+                .remove_below(self.checkpoint_lsn, None)
+                .map_err(|e| self.stop(e))?;
+            Ok(Compacted {
+                removed_segments: removed.segments,
+                removed_bytes: removed.bytes,
+                log: self.log_info()?,
+            })
+        })();
+        for reply in self.compactions.drain(..) {
+            reply.send(r.clone());
         }
     }
 

@@ -19,7 +19,9 @@ use crate::record::QueueState;
 use crate::redo::Changes;
 use crate::sched::{Claimed, QueueSched};
 use crate::tables::{Tx, META_FENCE, META_NEXT_QUEUE};
-use crate::types::{Completion, FailOutcome, QueueInfo, QueueStats, Receipt, Token};
+use crate::types::{
+    Compacted, Completion, FailOutcome, LogInfo, QueueInfo, QueueStats, Receipt, Token,
+};
 use crate::wal::Wal;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use redb::ReadableTable;
@@ -106,6 +108,14 @@ pub(crate) enum Op {
     Publish {
         reply: Reply<()>,
     },
+    /// The log's extent.
+    LogInfo {
+        reply: Reply<LogInfo>,
+    },
+    /// Checkpoints, then removes the log segments the state covers.
+    CompactLog {
+        reply: Reply<Compacted>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -153,6 +163,10 @@ pub(crate) struct Writer {
     sync_requested: bool,
     /// Whether the open batch holds a `publish`.
     publish_requested: bool,
+    /// Callers of `compact_log` in the open batch, answered after it.
+    compactions: Vec<Reply<Compacted>>,
+    /// LSN the last state checkpoint covers the log up to.
+    checkpoint_lsn: u64,
 }
 
 fn is_fatal(e: &Error) -> bool {
@@ -196,7 +210,11 @@ impl Writer {
             checkpoint_due: None,
             sync_requested: false,
             publish_requested: false,
+            compactions: Vec::new(),
+            checkpoint_lsn: 0,
         };
+        // Opening replayed the log and checkpointed: the state covers it.
+        w.checkpoint_lsn = w.wal.next_lsn();
         w.load()?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let h = std::thread::Builder::new()
@@ -287,6 +305,7 @@ impl Writer {
             self.process(ops);
             self.expire_waiters();
             self.checkpoint_if_due();
+            self.compact_log();
             if let Some(reply) = shutdown {
                 for w in self.waiters.drain(..) {
                     w.reply.send(Err(Error::Closed));
@@ -342,7 +361,11 @@ impl Writer {
         let read_only = ops.iter().all(|o| {
             matches!(
                 o,
-                Op::Stats { .. } | Op::Pending { .. } | Op::Sync { .. } | Op::Publish { .. }
+                Op::Stats { .. }
+                    | Op::Pending { .. }
+                    | Op::Sync { .. }
+                    | Op::Publish { .. }
+                    | Op::LogInfo { .. }
             )
         });
         let failed = if read_only && !timers_due && !prune_due {
@@ -390,6 +413,7 @@ impl Writer {
                     }
                     reply.send(r);
                 }
+                Op::LogInfo { reply } => reply.send(self.log_info()),
                 _ => unreachable!("read-only batch"),
             }
         }
