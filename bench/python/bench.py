@@ -38,7 +38,7 @@ RESULT = b"ok"
 KEYS = ["key-%04d" % i for i in range(1000)]
 TARGET_E2E_BATCHED = 20_000.0
 
-SCENARIOS = ["enqueue-1t", "enqueue-batch", "e2e-batched", "e2e-per-call", "e2e-worker"]
+SCENARIOS = ["enqueue-1t", "enqueue-4t", "enqueue-batch", "e2e-batched", "e2e-per-call", "e2e-worker"]
 
 
 def parse_count(v: str) -> int:
@@ -116,6 +116,35 @@ def enqueue_1t(r: Run, n: int) -> Tuple[int, str]:
     r.stop()
     check(r, done, 0)
     return done, "calling thread's CPU %.1f us/task, %d calls" % (cpu / done * 1e6, done)
+
+
+def enqueue_threads(r: Run, n: int, threads: int) -> Tuple[int, str]:
+    """q.enqueue, one task per call, from `threads` threads at once (stops
+    after 5 s): the calls share the engine's group commits."""
+    q = r.q
+    deadline = time.perf_counter() + 5.0
+    counts = [0] * threads
+    start = threading.Barrier(threads + 1)
+
+    def run(t: int) -> None:
+        start.wait()
+        for i in range(t, n, threads):
+            q.enqueue(KEYS[i % 1000], PAYLOAD)
+            counts[t] += 1
+            if not counts[t] % 64 and time.perf_counter() > deadline:
+                break
+
+    ts = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+    for t in ts:
+        t.start()
+    r.start()
+    start.wait()
+    for t in ts:
+        t.join()
+    r.stop()
+    done = sum(counts)
+    check(r, done, 0)
+    return done, "%d threads, %d calls" % (threads, done)
 
 
 def enqueue_batch(r: Run, n: int) -> Tuple[int, str]:
@@ -396,6 +425,10 @@ def main() -> None:
 
     table: Dict[str, Tuple[str, Callable[[Run], Tuple[int, str]]]] = {
         "enqueue-1t": ("enqueue, 1 task per call, 1 thread", lambda r: enqueue_1t(r, args.per_call_jobs)),
+        "enqueue-4t": (
+            "enqueue, 1 task per call, 4 threads",
+            lambda r: enqueue_threads(r, args.per_call_jobs, 4),
+        ),
         "enqueue-batch": ("enqueue_batch of 100, 1 thread", lambda r: enqueue_batch(r, args.jobs)),
         "e2e-batched": (
             "end-to-end, 4 workers, claim 100 + complete_batch",
