@@ -15,6 +15,8 @@ pub struct CliError {
     pub code: ErrorCode,
     /// One-line description.
     pub message: String,
+    /// An exit code of the command's own instead of `10 + code`.
+    pub exit: Option<i32>,
 }
 
 impl CliError {
@@ -23,6 +25,15 @@ impl CliError {
         CliError {
             code,
             message: message.into(),
+            exit: None,
+        }
+    }
+
+    /// A failure with an exit code of the command's own (`ordq verify`).
+    pub fn with_exit(exit: i32, message: impl Into<String>) -> Self {
+        CliError {
+            exit: Some(exit),
+            ..Self::new(ErrorCode::Corrupt, message)
         }
     }
 
@@ -48,7 +59,7 @@ impl CliError {
 
     /// The process exit code: `10 + engine code`.
     pub fn exit_code(&self) -> i32 {
-        EXIT_BASE + self.code.as_i32()
+        self.exit.unwrap_or(EXIT_BASE + self.code.as_i32())
     }
 }
 

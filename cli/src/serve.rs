@@ -120,8 +120,13 @@ fn wait_stop_signal(set: &libc::sigset_t) -> &'static str {
     }
 }
 
-/// Runs the broker on `db` until a stop signal.
-pub fn run(db: Option<&str>, args: &ServeArgs) -> Result<(), CliError> {
+/// Runs the broker on `db` until a stop signal, signing its checkpoints
+/// with `signing_key` if given.
+pub fn run(
+    db: Option<&str>,
+    signing_key: Option<[u8; 32]>,
+    args: &ServeArgs,
+) -> Result<(), CliError> {
     // Before any thread exists, so every thread inherits the mask.
     let signals = block_stop_signals();
     let path =
@@ -153,6 +158,7 @@ pub fn run(db: Option<&str>, args: &ServeArgs) -> Result<(), CliError> {
     };
     let opts = Options {
         log_retention: args.log_retention,
+        signing_key,
         ..Options::default()
     };
     let db = Db::open(path, opts)?;

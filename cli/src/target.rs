@@ -53,7 +53,13 @@ impl Target {
     /// `ORDQ_TOKEN`. With `create` false a missing file is `NotFound`
     /// rather than silently created, so a typo in `--db` cannot make a new
     /// empty database (a broker always serves an existing one).
-    pub fn open(spec: &str, create: bool, token_file: Option<&Path>) -> Result<Target, CliError> {
+    /// A file is opened with `signing_key` (see `Options::signing_key`).
+    pub fn open(
+        spec: &str,
+        create: bool,
+        token_file: Option<&Path>,
+        signing_key: Option<[u8; 32]>,
+    ) -> Result<Target, CliError> {
         if REMOTE_SCHEMES.iter().any(|s| spec.starts_with(s)) {
             let opts = ClientOptions {
                 token: token(token_file)?,
@@ -75,7 +81,11 @@ impl Target {
                 "database {spec} does not exist (create it with `ordq init`)"
             )));
         }
-        Ok(Target::File(Db::open(spec, Options::default())?))
+        let opts = Options {
+            signing_key,
+            ..Options::default()
+        };
+        Ok(Target::File(Db::open(spec, opts)?))
     }
 
     fn engine(&self) -> &dyn Engine {

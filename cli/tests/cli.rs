@@ -528,6 +528,8 @@ fn help_for_every_subcommand() {
         &["dlq", "purge"],
         &["serve"],
         &["compact"],
+        &["keygen"],
+        &["verify"],
     ];
     for c in cmds {
         let out = Command::new(env!("CARGO_BIN_EXE_ordq"))
@@ -580,4 +582,54 @@ fn compact_removes_old_log_segments_and_keeps_the_tasks() {
     assert_eq!(t["offset"], 0, "{t}");
     let again = env.ok(&["compact"]);
     assert!(again.starts_with("removed 0 segments"), "{again}");
+}
+
+#[test]
+fn keygen_signing_and_verify() {
+    let env = Env::new();
+    let key = env.dir.join("k");
+    let k = key.to_str().unwrap();
+    let made = env.json(&["keygen", "--out", k]);
+    assert_eq!(made["key_id"].as_str().unwrap().len(), 16, "{made}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // Never overwritten.
+    let again = env.run(&["keygen", "--out", k]);
+    assert_eq!(code(&again), 13, "{}", stderr(&again));
+    env.ok(&["--signing-key", k, "init"]);
+    env.ok(&["--signing-key", k, "queue", "create", "q"]);
+    for i in 0..3 {
+        env.ok(&["--signing-key", k, "enqueue", "q", &format!("k{i}"), "hi"]);
+    }
+    let pubkey = format!("{k}.pub");
+    let r = env.json(&["verify", "--pubkey", &pubkey]);
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["state_checked"], true, "{r}");
+    assert!(r["signed"].as_u64().unwrap() >= 3, "{r}");
+    assert_eq!(r["key_id"], made["key_id"]);
+    // A state row edited behind the log's back: exit 44, the row named.
+    {
+        let raw = redb::Database::open(&env.db).unwrap();
+        let w = raw.begin_write().unwrap();
+        {
+            let mut t = w.open_table(ordq_core::tables::QSTATE).unwrap();
+            let v = {
+                use redb::ReadableTable;
+                t.get(1).unwrap().unwrap().value().to_vec()
+            };
+            let text = String::from_utf8(v)
+                .unwrap()
+                .replace("\"dead_now\":0", "\"dead_now\":7");
+            t.insert(1, text.as_bytes()).unwrap();
+        }
+        w.commit().unwrap();
+    }
+    let out = env.run(&["verify"]);
+    assert_eq!(code(&out), 44, "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(text.contains("table queue_state"), "{text}");
+    assert!(stderr(&out).contains("verify found"), "{}", stderr(&out));
 }

@@ -55,6 +55,11 @@ pub struct Options {
     /// covers that were last written more than `d` ago.
     /// [`crate::Db::compact_log`] removes them on demand.
     pub log_retention: Option<Duration>,
+    /// Ed25519 secret key (32-byte seed) that signs every checkpoint
+    /// record; its public key is recorded in the database the first time,
+    /// and a database whose recorded key differs refuses to open with
+    /// another. `None`: checkpoints are hash-chained but unsigned.
+    pub signing_key: Option<[u8; 32]>,
 }
 
 impl Default for Options {
@@ -72,6 +77,7 @@ impl Default for Options {
             segment_size: crate::wal::DEFAULT_SEGMENT_SIZE,
             checkpoint_interval: Duration::from_secs(1),
             log_retention: None,
+            signing_key: None,
         }
     }
 }
@@ -90,6 +96,7 @@ impl std::fmt::Debug for Options {
             .field("segment_size", &self.segment_size)
             .field("checkpoint_interval", &self.checkpoint_interval)
             .field("log_retention", &self.log_retention)
+            .field("signing_key", &self.signing_key.map(|_| "<secret>"))
             .finish()
     }
 }

@@ -13,11 +13,15 @@
 //! Also here: creating a database with its log, and migrating a format-1
 //! file (a copy of it is kept as `NAME.ordq.v1.bak`).
 
+use crate::checkpoint::KIND_CHECKPOINT;
 use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::redo;
+use crate::rows;
 use crate::store;
-use crate::tables::{Tx, FORMAT_VERSION, META, META_FORMAT, META_LOG_ID, META_WAL_LSN};
+use crate::tables::{
+    self, Tx, FORMAT_VERSION, META, META_CREATED, META_FORMAT, META_LOG_ID, META_WAL_LSN,
+};
 use crate::wal::{self, segment, Recovery, Wal};
 use redb::ReadableDatabase;
 use std::fs::{self, File};
@@ -66,18 +70,16 @@ impl CreationLock {
 
 /// Creates the empty log of a database about to be created or migrated.
 /// A log directory left by a creation or migration that crashed before it
-/// finished holds no frame and is replaced; one that holds frames is not
-/// touched (it would be the log of a database that is missing).
-fn create_log(dir: &Path, log_id: [u8; 16], opts: &Options) -> Result<()> {
+/// finished holds no frame, or only a migration's base image, and is
+/// replaced; one that holds anything else is not touched (it would be the
+/// log of a database that is missing).
+fn create_log(dir: &Path, log_id: [u8; 16], opts: &Options) -> Result<Wal> {
     if dir.exists() {
         let segs = segment::list(dir)?;
-        let empty = segs.iter().all(|(_, p)| {
-            fs::read(p).is_ok_and(|b| {
-                b.get(segment::HEADER as usize..)
-                    .is_some_and(|rest| rest.iter().all(|&x| x == 0))
-            })
-        });
-        if !empty {
+        let leftover = segs
+            .iter()
+            .all(|(base, p)| fs::read(p).is_ok_and(|b| only_base_image(&b, *base)));
+        if !leftover {
             return Err(Error::Corrupt(format!(
                 "{} holds a segment log but its database is missing or of format 1; move it away",
                 dir.display()
@@ -85,7 +87,56 @@ fn create_log(dir: &Path, log_id: [u8; 16], opts: &Options) -> Result<()> {
         }
         fs::remove_dir_all(dir)?;
     }
-    Wal::create(dir, log_id, opts.segment_size)?;
+    Wal::create(dir, log_id, opts.segment_size)
+}
+
+/// Whether a segment's frames are all base records and commit markers
+/// (an unfinished last frame included): what a crashed migration leaves.
+fn only_base_image(seg: &[u8], base: u64) -> bool {
+    let mut pos = segment::HEADER as usize;
+    let mut lsn = base;
+    loop {
+        match wal::frame::decode(seg.get(pos..).unwrap_or(&[]), lsn) {
+            wal::frame::Decoded::Frame { kind, len, .. } => {
+                if kind != redo::KIND_BASE && kind != wal::frame::KIND_COMMIT {
+                    return false;
+                }
+                pos += len;
+                lsn += 1;
+            }
+            wal::frame::Decoded::End | wal::frame::Decoded::Short | wal::frame::Decoded::Bad(_) => {
+                return true
+            }
+        }
+    }
+}
+
+/// Meta rows that are the file's own and never logged: the format, the
+/// log id, the position the state covers, the creation time.
+pub(crate) fn unlogged_meta(key: &[u8]) -> bool {
+    [META_FORMAT, META_LOG_ID, META_WAL_LSN, META_CREATED]
+        .iter()
+        .any(|k| k.as_bytes() == key)
+}
+
+/// Writes every row of a format-1 state (but its unlogged meta rows) to
+/// the new log as its first group of base records, synced, so that the
+/// log alone rebuilds the state (`ordq verify`).
+fn log_base_image(db: &redb::Database, wal: &mut Wal) -> Result<()> {
+    let mut n = 0u64;
+    rows::for_each_in(db, |table, key, value| {
+        if table == tables::ID_META && unlogged_meta(key) {
+            return Ok(());
+        }
+        let (kind, body) = redo::base(table, key, value);
+        wal.append(kind, &body)?;
+        n += 1;
+        Ok(())
+    })?;
+    if n > 0 {
+        wal.commit()?;
+        wal.sync()?;
+    }
     Ok(())
 }
 
@@ -114,13 +165,15 @@ fn migrate(path: &Path, db: &redb::Database, opts: &Options) -> Result<()> {
     fs::rename(&tmp, &bak)?;
     File::open(parent(path))?.sync_all()?;
     let log_id = new_log_id()?;
-    create_log(&wal::dir_of(path), log_id, opts)?;
+    let mut wal = create_log(&wal::dir_of(path), log_id, opts)?;
+    log_base_image(db, &mut wal)?;
     let txn = db.begin_write()?;
     {
         let mut tx = Tx::open(&txn)?;
         let meta = tx.meta.raw();
         meta.insert(META_LOG_ID, log_id.as_slice())?;
-        meta.insert(META_WAL_LSN, 0u64.to_le_bytes().as_slice())?;
+        // The state holds the base image already: replay starts after it.
+        meta.insert(META_WAL_LSN, wal.next_lsn().to_le_bytes().as_slice())?;
         meta.insert(META_FORMAT, FORMAT_VERSION.to_le_bytes().as_slice())?;
     }
     txn.commit()?;
@@ -163,7 +216,7 @@ pub(crate) fn replay(db: &redb::Database, wal: &Wal) -> Result<usize> {
             .map_err(|e| Error::Io(e.to_string()))?;
         {
             let mut tx = Tx::open(&txn)?;
-            for r in &records {
+            for r in records.iter().filter(|r| r.kind != KIND_CHECKPOINT) {
                 redo::apply(&mut tx, r.kind, &r.body)?;
             }
         }

@@ -43,6 +43,17 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Bytes of lower- or upper-case hex; `None` if it is not hex.
+pub fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 /// Task id: hex of the first 16 bytes of the task's record hash.
 pub fn task_id(record_hash: &Digest) -> String {
     hex(&record_hash[..16])

@@ -23,6 +23,7 @@
 mod failpoint;
 
 pub mod b64;
+pub mod checkpoint;
 pub mod clock;
 pub mod config;
 mod db;
@@ -30,13 +31,16 @@ mod durability;
 pub mod engine;
 pub mod error;
 pub mod hash;
+pub mod keys;
 mod oneshot;
 pub mod record;
 pub mod redo;
+mod rows;
 mod sched;
 mod store;
 pub mod tables;
 pub mod types;
+pub mod verify;
 pub mod wal;
 mod writer;
 

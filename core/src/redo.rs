@@ -9,7 +9,7 @@
 //! range; each is absolute, so replaying a group twice gives the same state.
 //!
 //! ```text
-//! put:          table u8 ‖ key_len u32 LE ‖ key ‖ value
+//! put, base:    table u8 ‖ key_len u32 LE ‖ key ‖ value
 //! delete:       table u8 ‖ key
 //! delete range: table u8 ‖ lo_len u32 LE ‖ lo ‖ hi      (inclusive)
 //! ```
@@ -27,6 +27,10 @@ pub const KIND_DELETE: u8 = 17;
 /// Record kind: every row of an inclusive key range deleted.
 pub const KIND_DELETE_RANGE: u8 = 18;
 
+/// Record kind: a row of a migrated database's state as it was before
+/// the migration (the log's first group); encoded and applied as a put.
+pub const KIND_BASE: u8 = 19;
+
 /// The changes of one batch, in order: `(kind, body)`.
 pub type Changes = Vec<(u8, Vec<u8>)>;
 
@@ -42,6 +46,11 @@ fn with_key(table: u8, key: &[u8], rest: &[u8]) -> Vec<u8> {
 /// A put record.
 pub fn put(table: u8, key: &[u8], value: &[u8]) -> (u8, Vec<u8>) {
     (KIND_PUT, with_key(table, key, value))
+}
+
+/// A base record (see [`KIND_BASE`]).
+pub fn base(table: u8, key: &[u8], value: &[u8]) -> (u8, Vec<u8>) {
+    (KIND_BASE, with_key(table, key, value))
 }
 
 /// A delete record.
@@ -71,7 +80,7 @@ fn apply_to<K: Key + 'static, V: Value + 'static>(
     body: &[u8],
 ) -> Result<()> {
     match kind {
-        KIND_PUT => {
+        KIND_PUT | KIND_BASE => {
             let (k, v) = split_key(body)?;
             t.insert(K::from_bytes(k), V::from_bytes(v))?;
         }

@@ -63,6 +63,10 @@ fn format1_fixture_migrates_and_answers_its_manifest() {
     let bak = tmp.join("copy.ordq.v1.bak");
     assert!(ordq_core::wal::dir_of(&copy).is_dir());
     check_manifest(&db, &m);
+    // The migration logged the format-1 state as the log's first group:
+    // the log alone rebuilds the state.
+    let r = db.verify(None).unwrap();
+    assert!(r.ok && r.state_checked, "{r:?}");
     db.close();
     // The format-1 file is kept aside, and migrates to the same answers.
     assert_eq!(format_of(&bak), 1, "the copy kept aside is format 1");
@@ -86,6 +90,8 @@ fn format1_fixture_migrates_and_answers_its_manifest() {
     assert_eq!(std::fs::metadata(&bak).unwrap().modified().unwrap(), before);
     check_manifest(&db, &m);
     check_receipts_and_fences(&db, &m);
+    let r = db.verify(None).unwrap();
+    assert!(r.ok && r.state_checked, "{r:?}");
 }
 
 fn check_manifest(db: &Db, m: &Value) {

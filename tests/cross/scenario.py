@@ -319,7 +319,13 @@ class Scenario:
         check = [str(RELEASE / "ordq-cross-check"), "--db", str(self.db_path), "--dir", str(self.dir),
                  "--queue", QUEUE, "--min-share", str(a.min_share), "--expect-kill",
                  "--expect-zombies", str(a.zombies)]
-        return subprocess.run(check).returncode == 0
+        if subprocess.run(check).returncode != 0:
+            return False
+        # The database against its own history: frames, chains, signed-or-not
+        # checkpoints, and the state rebuilt from the log (docs/CLI.md).
+        verify = [str(RELEASE / "ordq"), "--db", str(self.db_path), "verify"]
+        print("$ ordq --db %s verify" % self.db_path.name, flush=True)
+        return subprocess.run(verify).returncode == 0
 
     def stop_all(self) -> None:
         """Kills every child still running (only ours, by pid)."""

@@ -15,6 +15,7 @@ use crate::oneshot;
 use crate::sched::Claimed;
 use crate::store;
 use crate::types::{Compacted, Completion, FailOutcome, Lease, LogInfo, QueueInfo, Receipt, Token};
+use crate::verify::VerifyReport;
 use crate::wal::Recovery;
 use crate::writer::{Counters, Op, Reply, Writer};
 use checks::{check_lease, check_worker};
@@ -144,6 +145,20 @@ impl Db {
     /// verification and audit read.
     pub fn compact_log(&self) -> Result<Compacted> {
         self.call(|reply| Op::CompactLog { reply })
+    }
+
+    /// Verifies the database against its own history (see
+    /// [`crate::verify`]) on a read snapshot, while writers go on.
+    /// Signatures are checked with `pubkey`, else with the key the database
+    /// recorded; with `pubkey` given, an unsigned checkpoint is a problem.
+    pub fn verify(&self, pubkey: Option<[u8; 32]>) -> Result<VerifyReport> {
+        let (snapshot, end) = self.call(|reply| Op::Snapshot { reply })?;
+        crate::verify::run(
+            &crate::wal::dir_of(&self.inner.path),
+            &snapshot,
+            end,
+            pubkey,
+        )
     }
 
     /// Finishes queued work, makes it durable and releases the file.

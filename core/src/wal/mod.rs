@@ -253,6 +253,11 @@ impl Wal {
         Ok((wal, rec))
     }
 
+    /// The id tying the log to its database (`meta.log_id`).
+    pub fn log_id(&self) -> &[u8; 16] {
+        &self.log_id
+    }
+
     /// The log directory.
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -160,6 +160,11 @@ impl Writer {
                 let r = self.log_info();
                 self.defer(reply, r)
             }
+            Op::Snapshot { reply } => {
+                // Taken after the batch (see `answer_snapshots`).
+                self.snapshots.push(reply);
+                Ok(())
+            }
             Op::CompactLog { reply } => {
                 self.compactions.push(reply);
                 Ok(())
@@ -190,6 +195,7 @@ impl Writer {
             Op::Sync { reply } => reply.send(Err(e.clone())),
             Op::Publish { reply } => reply.send(Err(e.clone())),
             Op::LogInfo { reply } => reply.send(Err(e.clone())),
+            Op::Snapshot { reply } => reply.send(Err(e.clone())),
             Op::CompactLog { reply } => reply.send(Err(e.clone())),
             Op::Shutdown { reply } => reply.send(()),
         }

@@ -52,10 +52,14 @@ impl Writer {
     /// Commits the state durably at the log's current position: the open
     /// transaction, which readers then see.
     pub(super) fn checkpoint(&mut self) {
-        let r = match self.txn.take() {
-            Some(txn) => durability::commit_checkpoint(txn, &mut self.wal),
-            None => durability::checkpoint(&self.db, &mut self.wal),
-        };
+        let r = (|| {
+            let txn = match self.txn.take() {
+                Some(t) => t,
+                None => self.db.begin_write()?,
+            };
+            self.append_checkpoint_record(&txn)?;
+            durability::commit_checkpoint(txn, &mut self.wal)
+        })();
         match r {
             Ok(()) => {
                 self.checkpoint_due = None;

@@ -7,6 +7,7 @@
 //! writer when work arrives or their wait ends.
 
 mod apply;
+mod checkpoints;
 mod log;
 mod waiters;
 
@@ -24,7 +25,7 @@ use crate::types::{
 };
 use crate::wal::Wal;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use redb::ReadableTable;
+use redb::{ReadableDatabase, ReadableTable};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::Release};
 use std::sync::Arc;
@@ -112,6 +113,10 @@ pub(crate) enum Op {
     LogInfo {
         reply: Reply<LogInfo>,
     },
+    /// A read snapshot of the state and the log position it is built to.
+    Snapshot {
+        reply: Reply<(redb::ReadTransaction, u64)>,
+    },
     /// Checkpoints, then removes the log segments the state covers.
     CompactLog {
         reply: Reply<Compacted>,
@@ -165,8 +170,16 @@ pub(crate) struct Writer {
     publish_requested: bool,
     /// Callers of `compact_log` in the open batch, answered after it.
     compactions: Vec<Reply<Compacted>>,
+    /// Callers of a snapshot in a batch that writes, answered after it.
+    snapshots: Vec<Reply<(redb::ReadTransaction, u64)>>,
     /// LSN the last state checkpoint covers the log up to.
     checkpoint_lsn: u64,
+    /// Sequence number and hash of the last checkpoint record.
+    checkpoint_head: (u64, crate::hash::Digest),
+    /// The key checkpoints are signed with.
+    signing_key: Option<ed25519_dalek::SigningKey>,
+    /// Whether the signing key's public key is still to be recorded.
+    record_pubkey: bool,
 }
 
 fn is_fatal(e: &Error) -> bool {
@@ -211,8 +224,16 @@ impl Writer {
             sync_requested: false,
             publish_requested: false,
             compactions: Vec::new(),
+            snapshots: Vec::new(),
             checkpoint_lsn: 0,
+            checkpoint_head: (0, crate::hash::GENESIS),
+            signing_key: None,
+            record_pubkey: false,
         };
+        w.signing_key = w
+            .opts
+            .signing_key
+            .map(|seed| ed25519_dalek::SigningKey::from_bytes(&seed));
         // Opening replayed the log and checkpointed: the state covers it.
         w.checkpoint_lsn = w.wal.next_lsn();
         w.load()?;
@@ -233,6 +254,7 @@ impl Writer {
             let tx = Tx::open(&txn)?;
             self.next_fence = read_u64(&tx, META_FENCE)?;
             self.saved_fence = self.next_fence;
+            self.load_checkpoint_meta(&tx)?;
             let nq = tx
                 .meta
                 .get(META_NEXT_QUEUE)?
@@ -306,6 +328,7 @@ impl Writer {
             self.expire_waiters();
             self.checkpoint_if_due();
             self.compact_log();
+            self.answer_snapshots();
             if let Some(reply) = shutdown {
                 for w in self.waiters.drain(..) {
                     w.reply.send(Err(Error::Closed));
@@ -366,6 +389,7 @@ impl Writer {
                     | Op::Sync { .. }
                     | Op::Publish { .. }
                     | Op::LogInfo { .. }
+                    | Op::Snapshot { .. }
             )
         });
         let failed = if read_only && !timers_due && !prune_due {
@@ -414,6 +438,13 @@ impl Writer {
                     reply.send(r);
                 }
                 Op::LogInfo { reply } => reply.send(self.log_info()),
+                Op::Snapshot { reply } => {
+                    let r = self.snapshot();
+                    if let Err(e) = &r {
+                        failed.get_or_insert(e.clone());
+                    }
+                    reply.send(r);
+                }
                 _ => unreachable!("read-only batch"),
             }
         }
@@ -449,6 +480,24 @@ impl Writer {
             self.publish()?;
         }
         Ok(())
+    }
+
+    /// Publishes, then opens a read snapshot: the state built from every
+    /// log record before the answered LSN.
+    fn snapshot(&mut self) -> Result<(redb::ReadTransaction, u64)> {
+        self.publish()?;
+        Ok((self.db.begin_read()?, self.wal.next_lsn()))
+    }
+
+    /// Answers the snapshots asked for in a batch that wrote.
+    fn answer_snapshots(&mut self) {
+        for reply in std::mem::take(&mut self.snapshots) {
+            let r = match &self.poisoned {
+                Some(e) => Err(e.clone()),
+                None => self.snapshot(),
+            };
+            reply.send(r);
+        }
     }
 
     /// Commits the open transaction without durability, so readers see it.
