@@ -530,6 +530,7 @@ fn help_for_every_subcommand() {
         &["compact"],
         &["keygen"],
         &["verify"],
+        &["audit"],
     ];
     for c in cmds {
         let out = Command::new(env!("CARGO_BIN_EXE_ordq"))
@@ -604,6 +605,13 @@ fn keygen_signing_and_verify() {
     for i in 0..3 {
         env.ok(&["--signing-key", k, "enqueue", "q", &format!("k{i}"), "hi"]);
     }
+    let a = env.json(&["audit", "q"]);
+    assert_eq!(a["ok"], true, "{a}");
+    assert_eq!(a["lane_count"], 0, "{a}");
+    let a = env.ok(&["audit", "q", "--key", "k1"]);
+    assert!(a.contains("(key k1)"), "{a}");
+    let missing = env.run(&["audit", "nope"]);
+    assert_eq!(code(&missing), 12, "{}", stderr(&missing));
     let pubkey = format!("{k}.pub");
     let r = env.json(&["verify", "--pubkey", &pubkey]);
     assert_eq!(r["ok"], true, "{r}");

@@ -22,6 +22,7 @@
 #[macro_use]
 mod failpoint;
 
+pub mod audit;
 pub mod b64;
 pub mod checkpoint;
 pub mod clock;

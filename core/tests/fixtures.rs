@@ -67,6 +67,10 @@ fn format1_fixture_migrates_and_answers_its_manifest() {
     // the log alone rebuilds the state.
     let r = db.verify(None).unwrap();
     assert!(r.ok && r.state_checked, "{r:?}");
+    for q in db.list_queues().unwrap() {
+        let a = db.audit(&q.name, None).unwrap();
+        assert!(a.ok, "{a:?}");
+    }
     db.close();
     // The format-1 file is kept aside, and migrates to the same answers.
     assert_eq!(format_of(&bak), 1, "the copy kept aside is format 1");

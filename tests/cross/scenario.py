@@ -325,7 +325,12 @@ class Scenario:
         # checkpoints, and the state rebuilt from the log (docs/CLI.md).
         verify = [str(RELEASE / "ordq"), "--db", str(self.db_path), "verify"]
         print("$ ordq --db %s verify" % self.db_path.name, flush=True)
-        return subprocess.run(verify).returncode == 0
+        if subprocess.run(verify).returncode != 0:
+            return False
+        # Lane order, fencing and one outcome per task, from the log alone.
+        audit = [str(RELEASE / "ordq"), "--db", str(self.db_path), "audit", QUEUE]
+        print("$ ordq --db %s audit %s" % (self.db_path.name, QUEUE), flush=True)
+        return subprocess.run(audit).returncode == 0
 
     def stop_all(self) -> None:
         """Kills every child still running (only ours, by pid)."""

@@ -4,6 +4,7 @@
 mod checks;
 mod reads;
 
+use crate::audit::AuditReport;
 use crate::config::{
     validate_queue_name, ClaimOptions, EnqueueItem, EnqueueOptions, Options, QueueConfig,
     RedriveMode,
@@ -158,6 +159,21 @@ impl Db {
             &snapshot,
             end,
             pubkey,
+        )
+    }
+
+    /// Audits queue `queue` (only the tasks of `key`, if given) from the
+    /// segment log alone (see [`crate::audit`]): lane order, fencing, one
+    /// outcome per task. On a read snapshot, while writers go on.
+    pub fn audit(&self, queue: &str, key: Option<&str>) -> Result<AuditReport> {
+        validate_queue_name(queue)?;
+        let (snapshot, end) = self.call(|reply| Op::Snapshot { reply })?;
+        crate::audit::run(
+            &crate::wal::dir_of(&self.inner.path),
+            &snapshot,
+            end,
+            queue,
+            key,
         )
     }
 

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::path::Path;
 
 /// What reading the log found.
-pub(super) struct Read {
+pub(crate) struct Read {
     /// Segment files.
     pub segments: usize,
     /// LSN of the first frame kept.
@@ -22,7 +22,7 @@ pub(super) struct Read {
 }
 
 /// The snapshot's log id.
-pub(super) fn log_id(snapshot: &redb::ReadTransaction) -> Result<[u8; 16]> {
+pub(crate) fn log_id(snapshot: &redb::ReadTransaction) -> Result<[u8; 16]> {
     let meta = snapshot.open_table(META)?;
     let v = meta
         .get(META_LOG_ID)?
@@ -33,7 +33,7 @@ pub(super) fn log_id(snapshot: &redb::ReadTransaction) -> Result<[u8; 16]> {
 }
 
 /// Reads every segment of `dir` up to LSN `end`.
-pub(super) fn read(dir: &Path, log_id: &[u8; 16], end: u64, f: &mut Findings) -> Result<Read> {
+pub(crate) fn read(dir: &Path, log_id: &[u8; 16], end: u64, f: &mut Findings) -> Result<Read> {
     let segs = segment::list(dir)?;
     let mut out = Read {
         segments: segs.len(),

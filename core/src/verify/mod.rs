@@ -16,7 +16,7 @@
 //!    names, payloads and results matching their digests.
 
 mod chains;
-mod log;
+pub(crate) mod log;
 mod replay;
 
 use crate::error::Result;
@@ -131,6 +131,11 @@ pub(crate) struct Findings {
 }
 
 impl Findings {
+    /// The first problem found, if any.
+    pub(crate) fn first(&self) -> Option<&Problem> {
+        self.list.first()
+    }
+
     pub(crate) fn add(
         &mut self,
         class: ProblemClass,
