@@ -36,7 +36,7 @@ pub mod keys;
 mod oneshot;
 pub mod record;
 pub mod redo;
-mod rows;
+pub mod rows;
 mod sched;
 mod store;
 pub mod tables;

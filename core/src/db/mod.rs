@@ -84,16 +84,35 @@ impl std::fmt::Debug for Db {
     }
 }
 
+/// Runs `f`, turning a panic inside redb on a damaged state file (it
+/// trusts the lengths in its pages) into `Corrupt`, so bad bytes never
+/// take the process down.
+fn contain_damage<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        let why = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        Err(Error::Corrupt(format!(
+            "{}: the state file is damaged ({why})",
+            path.display()
+        )))
+    })
+}
+
 impl Db {
     /// Opens the database at `path`, creating it (crash-atomically) if it
     /// does not exist. Fails with `AlreadyOpen` when another process or
     /// handle holds the file, `FormatTooNew` for a newer format.
     pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
         let path = path.as_ref().to_path_buf();
-        let (db, wal, recovery) = durability::open(&path, &opts)?;
+        let (db, wal, recovery) = contain_damage(&path, || durability::open(&path, &opts))?;
         let db = Arc::new(db);
         let counters = Arc::new(Counters::default());
-        let (ops, handle) = Writer::start(db.clone(), wal, opts.clone(), counters.clone())?;
+        let (ops, handle) = contain_damage(&path, || {
+            Writer::start(db.clone(), wal, opts.clone(), counters.clone())
+        })?;
         Ok(Db {
             inner: Arc::new(Inner {
                 path,
