@@ -3,8 +3,8 @@
 //! enqueues N tasks over K keys with no state checkpoint after the queue's
 //! creation, reports its RSS and is SIGKILLed; the parent then times the
 //! open that replays the whole log suffix, reports the records replayed and
-//! the RSS of a process holding N pending tasks, closes (a checkpoint) and
-//! times a clean open of the same file.
+//! the RSS of a process holding N pending tasks, closes (a checkpoint),
+//! times a clean open of the same file and a full `verify` of it.
 //!
 //! ```text
 //! ordq-bench recovery [--tasks N] [--keys K] [--dir PATH]
@@ -216,6 +216,16 @@ fn run(a: &Args) -> Result<(), String> {
         "  clean open (checkpointed at close): {:.2}s; {} ready",
         clean.as_secs_f64(),
         thousands(s.ready as f64)
+    );
+    let r = db.verify(None).map_err(|e| e.to_string())?;
+    if !r.ok {
+        return Err(format!("verify found problems: {:?}", r.problems));
+    }
+    println!(
+        "  verify (every frame, both chains, the state rebuilt from the log and compared): {:.2}s for {} records ({} records/s)",
+        r.seconds,
+        thousands(r.records as f64),
+        thousands(r.records as f64 / r.seconds.max(1e-9))
     );
     db.close();
     Ok(())
