@@ -90,7 +90,7 @@
 /**
  * ABI minor version: additions only (within a non-zero major).
  */
-#define ORDQ_ABI_VERSION_MINOR 3
+#define ORDQ_ABI_VERSION_MINOR 4
 
 /**
  * ABI patch version: no interface change.
@@ -1437,6 +1437,56 @@ ordq_status ordq_dlq_purge(const struct ordq_db *db,
                            uint64_t offset,
                            uint64_t *purged_out,
                            struct ordq_error **err_out);
+
+/**
+ * Makes a state checkpoint now: the state committed durably and a
+ * checkpoint record appended to the log. Writes the log's extent after it
+ * as JSON (`segments`, `bytes`, `first_lsn`, `next_lsn`, `checkpoint_lsn`)
+ * to `*json_out`, to free with `ordq_bytes_free`.
+ *
+ * # Safety
+ * Pointer arguments follow the rules at the top of this header.
+ */
+ordq_status ordq_db_checkpoint(const struct ordq_db *db,
+                               struct ordq_bytes *json_out,
+                               struct ordq_error **err_out);
+
+/**
+ * Verifies the database against its own history (frames, both hash
+ * chains of every queue, the checkpoint chain and its signatures, the
+ * state rebuilt from the log) on a read snapshot, and writes the report
+ * as JSON to `*json_out` (free with `ordq_bytes_free`). `pubkey`: NULL,
+ * or 32 bytes of an Ed25519 public key to check signatures with (else the
+ * key the database recorded). Damage found is in the report (`ok`
+ * false), not an error status; an error status means verify could not
+ * run.
+ *
+ * # Safety
+ * Pointer arguments follow the rules at the top of this header; `pubkey`
+ * is NULL or points to 32 readable bytes.
+ */
+ordq_status ordq_db_verify_json(const struct ordq_db *db,
+                                const uint8_t *pubkey,
+                                struct ordq_bytes *json_out,
+                                struct ordq_error **err_out);
+
+/**
+ * Audits `queue` from the segment log alone (lane order, completions
+ * under the latest lease, one outcome per task), only the tasks of `key`
+ * when it is not NULL, and writes the report as JSON to `*json_out` (free
+ * with `ordq_bytes_free`). Violations are in the report (`ok` false);
+ * `ORDQ_NOT_FOUND` for an unknown queue.
+ *
+ * # Safety
+ * Pointer arguments follow the rules at the top of this header.
+ */
+ordq_status ordq_db_audit_json(const struct ordq_db *db,
+                               const char *queue,
+                               size_t queue_len,
+                               const char *key,
+                               size_t key_len,
+                               struct ordq_bytes *json_out,
+                               struct ordq_error **err_out);
 
 #ifdef __cplusplus
 }  // extern "C"

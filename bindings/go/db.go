@@ -124,7 +124,7 @@ func checkABI() error {
 	return nil
 }
 
-// Version returns the library's version string (e.g. "0.3.0").
+// Version returns the library's version string (e.g. "0.4.0").
 func Version() string { return C.GoString(C.ordq_version_string()) }
 
 // Open opens (creating it crash-atomically if missing) the database at

@@ -413,29 +413,7 @@ func itoa(i int) string {
 
 // jsonCall runs an ordq_*_json call and decodes the document into v.
 func (q *Queue) jsonCall(ctx context.Context, v any, call func(p *C.ordq_db, out *C.ordq_bytes, cerr **C.ordq_error) C.ordq_status) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	p, err := q.db.acquire()
-	if err != nil {
-		return err
-	}
-	defer q.db.mu.RUnlock()
-	var (
-		out  C.ordq_bytes
-		cerr *C.ordq_error
-	)
-	st := call(p, &out, &cerr)
-	runtime.KeepAlive(q.db)
-	if err := takeError(st, cerr); err != nil {
-		return err
-	}
-	defer C.ordq_bytes_free(&out)
-	doc := unsafe.Slice((*byte)(unsafe.Pointer(out.ptr)), int(out.len))
-	if err := json.Unmarshal(doc, v); err != nil {
-		return errorf(CodeCorrupt, "decoding ordq JSON: %v", err)
-	}
-	return nil
+	return q.db.jsonCall(ctx, v, call)
 }
 
 // Stats returns the queue's counts and lifetime totals.

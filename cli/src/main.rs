@@ -113,6 +113,9 @@ enum Command {
         #[arg(long)]
         key: Option<String>,
     },
+    /// Make a state checkpoint now (a checkpoint record in the log, signed
+    /// with --signing-key) and print the log's extent.
+    Checkpoint,
     /// Checkpoint, then remove the segment-log files the state no longer
     /// needs (a database file, not a broker: `ordq serve --log-retention`
     /// does it while serving).
@@ -553,6 +556,26 @@ fn run(cli: Cli) -> Result<(), CliError> {
                         r.violation_count, v.offset, v.kind, v.why
                     ),
                 ));
+            }
+        }
+        Command::Checkpoint => {
+            let t = open(&cli, false)?;
+            let Target::File(db) = &t else {
+                t.close();
+                return Err(CliError::invalid(
+                    "checkpoint works on a database file; a broker checkpoints every second by itself",
+                ));
+            };
+            let info = db.checkpoint();
+            t.close();
+            let info = info?;
+            if json {
+                print_json(&serde_json::to_value(info).unwrap_or(Value::Null));
+            } else {
+                println!(
+                    "checkpoint at LSN {}; log: {} segments, {} bytes",
+                    info.checkpoint_lsn, info.segments, info.bytes
+                );
             }
         }
         Command::Compact => {

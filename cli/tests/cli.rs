@@ -531,6 +531,7 @@ fn help_for_every_subcommand() {
         &["keygen"],
         &["verify"],
         &["audit"],
+        &["checkpoint"],
     ];
     for c in cmds {
         let out = Command::new(env!("CARGO_BIN_EXE_ordq"))
@@ -612,6 +613,8 @@ fn keygen_signing_and_verify() {
     assert!(a.contains("(key k1)"), "{a}");
     let missing = env.run(&["audit", "nope"]);
     assert_eq!(code(&missing), 12, "{}", stderr(&missing));
+    let c = env.json(&["--signing-key", k, "checkpoint"]);
+    assert_eq!(c["checkpoint_lsn"], c["next_lsn"], "{c}");
     let pubkey = format!("{k}.pub");
     let r = env.json(&["verify", "--pubkey", &pubkey]);
     assert_eq!(r["ok"], true, "{r}");

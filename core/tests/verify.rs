@@ -101,6 +101,12 @@ fn a_clean_database_verifies_clean_signed_or_not() {
     assert_eq!((r.signed, r.unsigned), (0, r.checkpoints));
     assert_eq!(r.queues.len(), 1);
     assert_eq!(r.queues[0].log_records, 31);
+    // An on-demand checkpoint adds one record to the chain.
+    let info = db.checkpoint().unwrap();
+    assert_eq!(info.checkpoint_lsn, info.next_lsn);
+    let again = db.verify(None).unwrap();
+    clean(&again);
+    assert_eq!(again.checkpoints, r.checkpoints + 1);
     // Asking for signatures makes the unsigned checkpoints problems.
     let r = db.verify(Some(public(1))).unwrap();
     assert!(has(&r, ProblemClass::Signature), "{r:?}");

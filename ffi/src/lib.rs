@@ -34,6 +34,8 @@ pub mod task;
 
 pub mod dlq;
 
+pub mod history;
+
 mod json;
 
 pub use base::error::{ordq_error, ordq_error_code, ordq_error_free, ordq_error_message};
@@ -42,6 +44,7 @@ pub use bytes::*;
 pub use dlq::*;
 pub use enqueue::*;
 pub use handle::*;
+pub use history::*;
 pub use lease::*;
 pub use lease_ops::*;
 pub use queue::*;

@@ -56,7 +56,7 @@ from .types import (
 )
 from .worker import Worker
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 #: Path of the loaded shared library.
 LIBRARY_PATH: str = str(_ffi.LIBRARY_PATH)

@@ -36,7 +36,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 # --------------------------------------------------------------------------
 
 ORDQ_ABI_VERSION_MAJOR = 0
-ORDQ_ABI_VERSION_MINOR = 3
+ORDQ_ABI_VERSION_MINOR = 4
 ORDQ_ABI_VERSION_PATCH = 0
 ORDQ_ABI_VERSION = (
     (ORDQ_ABI_VERSION_MAJOR << 16) | (ORDQ_ABI_VERSION_MINOR << 8) | ORDQ_ABI_VERSION_PATCH
@@ -551,6 +551,12 @@ FUNCTIONS: Dict[str, Tuple[Optional[type], Sequence[type]]] = {
     "ordq_dlq_purge": (
         ordq_status,
         (_P(ordq_db), c_char_p, c_size_t, c_bool, c_uint64, _P(c_uint64), _ERR),
+    ),
+    "ordq_db_checkpoint": (ordq_status, (_P(ordq_db), _P(ordq_bytes), _ERR)),
+    "ordq_db_verify_json": (ordq_status, (_P(ordq_db), c_char_p, _P(ordq_bytes), _ERR)),
+    "ordq_db_audit_json": (
+        ordq_status,
+        (_P(ordq_db), c_char_p, c_size_t, c_char_p, c_size_t, _P(ordq_bytes), _ERR),
     ),
 }
 

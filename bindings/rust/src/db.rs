@@ -204,6 +204,31 @@ impl Db {
         self.handle.sync()
     }
 
+    /// Makes a state checkpoint now (a checkpoint record in the log) and
+    /// returns the log's extent as JSON (`segments`, `bytes`, `first_lsn`,
+    /// `next_lsn`, `checkpoint_lsn`). A database file only.
+    pub fn checkpoint(&self) -> Result<serde_json::Value> {
+        json::parse("checkpoint", &self.handle.checkpoint_json()?)
+    }
+
+    /// Verifies the database against its own history (frames, hash chains,
+    /// checkpoints and their signatures, the state rebuilt from the log)
+    /// and returns the report as JSON (docs/CLI.md, `ordq verify`): `ok`,
+    /// `problems` (`class`, `at`, `why`) and the counts. Signatures are
+    /// checked with `pubkey` (an Ed25519 public key), else with the key the
+    /// database recorded. A database file only.
+    pub fn verify(&self, pubkey: Option<&[u8; 32]>) -> Result<serde_json::Value> {
+        json::parse("verify", &self.handle.verify_json(pubkey)?)
+    }
+
+    /// Audits `queue` (only `key`'s tasks if given) from the log alone:
+    /// lane order, completions under the latest lease, one outcome per
+    /// task. Returns the report as JSON: `ok`, `violations`, `lanes`. A
+    /// database file only.
+    pub fn audit(&self, queue: &str, key: Option<&str>) -> Result<serde_json::Value> {
+        json::parse("audit", &self.handle.audit_json(queue, key)?)
+    }
+
     /// Creates queue `name` (`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`);
     /// [`ErrorKind::AlreadyExists`] if it exists.
     pub fn create_queue(&self, name: &str, config: &QueueConfig) -> Result<()> {

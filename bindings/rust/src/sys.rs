@@ -296,6 +296,34 @@ impl DbHandle {
         call(|e| unsafe { ffi::ordq_db_sync(self.ptr(), e) })
     }
 
+    /// `ordq_db_checkpoint`.
+    pub(crate) fn checkpoint_json(&self) -> Result<Vec<u8>> {
+        let mut out = Bytes::new();
+        // SAFETY: live handle; `out` is a writable, zeroed `ordq_bytes`
+        // that the guard frees.
+        call(|e| unsafe { ffi::ordq_db_checkpoint(self.ptr(), &mut out.0, e) })?;
+        Ok(out.to_vec())
+    }
+
+    /// `ordq_db_verify_json`.
+    pub(crate) fn verify_json(&self, pubkey: Option<&[u8; 32]>) -> Result<Vec<u8>> {
+        let mut out = Bytes::new();
+        let key = pubkey.map_or(ptr::null(), |k| k.as_ptr());
+        // SAFETY: live handle; `key` NULL or 32 readable bytes; `out` as above.
+        call(|e| unsafe { ffi::ordq_db_verify_json(self.ptr(), key, &mut out.0, e) })?;
+        Ok(out.to_vec())
+    }
+
+    /// `ordq_db_audit_json`.
+    pub(crate) fn audit_json(&self, queue: &str, key: Option<&str>) -> Result<Vec<u8>> {
+        let mut out = Bytes::new();
+        let (q, qn) = s(queue);
+        let (k, kn) = key.map_or((ptr::null(), 0), s);
+        // SAFETY: live handle; strings borrowed for the call; `out` as above.
+        call(|e| unsafe { ffi::ordq_db_audit_json(self.ptr(), q, qn, k, kn, &mut out.0, e) })?;
+        Ok(out.to_vec())
+    }
+
     /// `ordq_queue_create`.
     pub(crate) fn queue_create(&self, name: &str, cfg: &ordq_queue_config) -> Result<()> {
         let (p, n) = s(name);

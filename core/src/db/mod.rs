@@ -159,6 +159,13 @@ impl Db {
         self.call(|reply| Op::LogInfo { reply })
     }
 
+    /// Makes a state checkpoint now: redb committed durably, and a
+    /// checkpoint record (signed with `Options::signing_key`) appended to
+    /// the log. Answers the log's extent after it.
+    pub fn checkpoint(&self) -> Result<LogInfo> {
+        self.call(|reply| Op::Checkpoint { reply })
+    }
+
     /// Makes a state checkpoint, then removes every sealed log segment it
     /// covers (whatever `Options::log_retention` says). The state keeps
     /// every task, payload and result; what goes is the history that

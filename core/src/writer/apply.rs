@@ -169,6 +169,10 @@ impl Writer {
                 self.compactions.push(reply);
                 Ok(())
             }
+            Op::Checkpoint { reply } => {
+                self.checkpoints_asked.push(reply);
+                Ok(())
+            }
             Op::Shutdown { reply } => {
                 // `run` takes shutdown out of every batch; never reached.
                 reply.send(());
@@ -197,6 +201,7 @@ impl Writer {
             Op::LogInfo { reply } => reply.send(Err(e.clone())),
             Op::Snapshot { reply } => reply.send(Err(e.clone())),
             Op::CompactLog { reply } => reply.send(Err(e.clone())),
+            Op::Checkpoint { reply } => reply.send(Err(e.clone())),
             Op::Shutdown { reply } => reply.send(()),
         }
     }

@@ -95,6 +95,23 @@ impl Writer {
         })
     }
 
+    /// Answers the batch's `checkpoint` callers: one checkpoint for all.
+    pub(super) fn answer_checkpoints(&mut self) {
+        if self.checkpoints_asked.is_empty() {
+            return;
+        }
+        if self.poisoned.is_none() {
+            self.checkpoint();
+        }
+        let r = match &self.poisoned {
+            Some(e) => Err(e.clone()),
+            None => self.log_info(),
+        };
+        for reply in self.checkpoints_asked.drain(..) {
+            reply.send(r.clone());
+        }
+    }
+
     /// Answers the batch's `compact_log` callers: a checkpoint, then every
     /// sealed segment it covers removed.
     pub(super) fn compact_log(&mut self) {

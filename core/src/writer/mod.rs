@@ -121,6 +121,10 @@ pub(crate) enum Op {
     CompactLog {
         reply: Reply<Compacted>,
     },
+    /// Makes a state checkpoint (with its checkpoint record) now.
+    Checkpoint {
+        reply: Reply<LogInfo>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -170,6 +174,8 @@ pub(crate) struct Writer {
     publish_requested: bool,
     /// Callers of `compact_log` in the open batch, answered after it.
     compactions: Vec<Reply<Compacted>>,
+    /// Callers of `checkpoint` in the open batch, answered after it.
+    checkpoints_asked: Vec<Reply<LogInfo>>,
     /// Callers of a snapshot in a batch that writes, answered after it.
     snapshots: Vec<Reply<(redb::ReadTransaction, u64)>>,
     /// LSN the last state checkpoint covers the log up to.
@@ -225,6 +231,7 @@ impl Writer {
             publish_requested: false,
             compactions: Vec::new(),
             snapshots: Vec::new(),
+            checkpoints_asked: Vec::new(),
             checkpoint_lsn: 0,
             checkpoint_head: (0, crate::hash::GENESIS),
             signing_key: None,
@@ -327,6 +334,7 @@ impl Writer {
             self.process(ops);
             self.expire_waiters();
             self.checkpoint_if_due();
+            self.answer_checkpoints();
             self.compact_log();
             self.answer_snapshots();
             if let Some(reply) = shutdown {
