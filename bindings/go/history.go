@@ -114,8 +114,7 @@ func (db *DB) jsonCall(ctx context.Context, v any, call func(p *C.ordq_db, out *
 }
 
 // Checkpoint makes a state checkpoint now (a checkpoint record in the
-// log) and returns the log's extent. A database file only: through a
-// broker it fails with CodeInvalidArgument.
+// log) and returns the log's extent.
 func (db *DB) Checkpoint(ctx context.Context) (*LogInfo, error) {
 	var info LogInfo
 	err := db.jsonCall(ctx, &info, func(p *C.ordq_db, out *C.ordq_bytes, cerr **C.ordq_error) C.ordq_status {
@@ -131,8 +130,8 @@ func (db *DB) Checkpoint(ctx context.Context) (*LogInfo, error) {
 // both hash chains of every queue, the checkpoint chain and its
 // signatures (with pubkey, 32 bytes of an Ed25519 public key, or nil for
 // the key the database recorded), and the state rebuilt from the log.
-// Damage found is in the report (OK false), not an error. A database file
-// only.
+// Damage found is in the report (OK false), not an error. Through a
+// broker, the broker verifies its database while it serves.
 func (db *DB) Verify(ctx context.Context, pubkey []byte) (*VerifyReport, error) {
 	if pubkey != nil && len(pubkey) != 32 {
 		return nil, errorf(CodeInvalidArgument, "pubkey must be 32 bytes, not %d", len(pubkey))
@@ -155,7 +154,7 @@ func (db *DB) Verify(ctx context.Context, pubkey []byte) (*VerifyReport, error) 
 
 // Audit proves from the log alone that queue kept lane order, completed
 // every task under its latest lease and gave each one outcome. Violations
-// are in the report (OK false). A database file only.
+// are in the report (OK false).
 func (db *DB) Audit(ctx context.Context, queue string) (*AuditReport, error) {
 	return db.audit(ctx, queue, nil)
 }

@@ -120,5 +120,20 @@ pub(crate) fn dispatch(db: &Db, id: u64, req: Request, stopping: &AtomicBool) ->
             db.dlq_purge(&a.queue, a.offset)
                 .map(|purged| Purged { purged }),
         ),
+        Request::Checkpoint(_) => Answer::of(id, db.checkpoint()),
+        Request::Verify(a) => {
+            Answer::of(id, pubkey(a.pubkey.as_deref()).and_then(|k| db.verify(k)))
+        }
+        Request::Audit(a) => Answer::of(id, db.audit(&a.queue, a.key.as_deref())),
     }
+}
+
+/// A public key given as hex on the wire.
+fn pubkey(hex: Option<&str>) -> Result<Option<[u8; 32]>> {
+    hex.map(|h| {
+        ordq_core::hash::from_hex(h)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| Error::InvalidArgument("pubkey must be 64 hex digits".into()))
+    })
+    .transpose()
 }

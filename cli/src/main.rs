@@ -93,7 +93,8 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
-    /// Check the database against its log: frames, hash chains,
+    /// Check the database (a file, or through a broker while it serves)
+    /// against its log: frames, hash chains,
     /// checkpoints and their signatures, and the state rebuilt from the
     /// log (exit 0 clean; 40 log, 41 chain, 42 checkpoint, 43 signature,
     /// 44 state).
@@ -515,13 +516,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 .map(ordq_core::keys::read_public)
                 .transpose()?;
             let t = open(&cli, false)?;
-            let Target::File(db) = &t else {
-                t.close();
-                return Err(CliError::invalid(
-                    "verify works on a database file; verifying through a broker is not built yet",
-                ));
-            };
-            let r = db.verify(key);
+            let r = t.verify(key);
             t.close();
             let r = r?;
             verify_out(json, &r);
@@ -537,13 +532,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Audit { queue, key } => {
             let t = open(&cli, false)?;
-            let Target::File(db) = &t else {
-                t.close();
-                return Err(CliError::invalid(
-                    "audit works on a database file; auditing through a broker is not built yet",
-                ));
-            };
-            let r = db.audit(queue, key.as_deref());
+            let r = t.audit(queue, key.as_deref());
             t.close();
             let r = r?;
             audit_out(json, &r);
@@ -560,13 +549,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Checkpoint => {
             let t = open(&cli, false)?;
-            let Target::File(db) = &t else {
-                t.close();
-                return Err(CliError::invalid(
-                    "checkpoint works on a database file; a broker checkpoints every second by itself",
-                ));
-            };
-            let info = db.checkpoint();
+            let info = t.checkpoint();
             t.close();
             let info = info?;
             if json {

@@ -103,6 +103,28 @@ impl Target {
         }
     }
 
+    /// See [`Db::checkpoint`].
+    pub fn checkpoint(&self) -> Result<ordq_core::LogInfo, CliError> {
+        Ok(self.engine().checkpoint()?)
+    }
+
+    /// See [`Db::verify`].
+    pub fn verify(
+        &self,
+        pubkey: Option<[u8; 32]>,
+    ) -> Result<ordq_core::verify::VerifyReport, CliError> {
+        Ok(self.engine().verify(pubkey)?)
+    }
+
+    /// See [`Db::audit`].
+    pub fn audit(
+        &self,
+        queue: &str,
+        key: Option<&str>,
+    ) -> Result<ordq_core::audit::AuditReport, CliError> {
+        Ok(self.engine().audit(queue, key)?)
+    }
+
     /// See [`Db::create_queue`].
     pub fn create_queue(&self, name: &str, cfg: QueueConfig) -> Result<QueueInfo, CliError> {
         Ok(self.engine().create_queue(name, cfg)?)

@@ -297,3 +297,41 @@ fn the_token_comes_from_a_file_or_the_environment() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn checkpoint_verify_and_audit_through_the_broker_while_it_serves() {
+    let r = Remote::new();
+    r.ok(&r.unix, &["queue", "create", "q"]);
+    // A writer keeps going while the broker verifies.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (c, stop) = (r.client(), stop.clone());
+        std::thread::spawn(move || {
+            use ordq_core::Engine;
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let item = ordq_core::EnqueueItem {
+                    key: format!("k{}", n % 4),
+                    payload: b"p".to_vec(),
+                    ..ordq_core::EnqueueItem::default()
+                };
+                c.enqueue_batch("q", vec![item]).unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    for _ in 0..3 {
+        let c = r.json(&r.tcp, &["checkpoint"]);
+        assert!(c["checkpoint_lsn"].as_u64().unwrap() > 0, "{c}");
+        let v = r.json(&r.unix, &["verify"]);
+        assert_eq!(v["ok"], true, "{v}");
+        assert_eq!(v["state_checked"], true, "{v}");
+        let a = r.json(&r.unix, &["audit", "q"]);
+        assert_eq!(a["ok"], true, "{a}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(writer.join().unwrap() > 0);
+    let v = r.json(&r.unix, &["verify"]);
+    assert!(v["checkpoints"].as_u64().unwrap() >= 3, "{v}");
+}

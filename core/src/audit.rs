@@ -20,12 +20,12 @@ use crate::types::QueueInfo;
 use crate::verify::log as vlog;
 use crate::verify::Findings;
 use redb::Value;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 /// One lane's summary.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LaneSummary {
     /// Lane id (see docs/FORMAT.md, "Lanes").
     pub lane: u64,
@@ -38,10 +38,10 @@ pub struct LaneSummary {
 }
 
 /// A promise found broken.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {
     /// `order`, `fence` or `outcome`.
-    pub kind: &'static str,
+    pub kind: String,
     /// The task's offset.
     pub offset: u64,
     /// What is wrong.
@@ -49,7 +49,7 @@ pub struct Violation {
 }
 
 /// The outcome of [`crate::Db::audit`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditReport {
     /// No violation found.
     pub ok: bool,
@@ -139,10 +139,14 @@ pub(crate) fn run(
             read.first_lsn
         ));
     }
-    let mut violate = |r: &mut AuditReport, kind: &'static str, offset: u64, why: String| {
+    let mut violate = |r: &mut AuditReport, kind: &str, offset: u64, why: String| {
         r.violation_count += 1;
         if r.violations.len() < MAX_VIOLATIONS {
-            r.violations.push(Violation { kind, offset, why });
+            r.violations.push(Violation {
+                kind: kind.to_string(),
+                offset,
+                why,
+            });
         }
     };
     let q = info.id;
@@ -242,7 +246,7 @@ fn audit_event(
     base: bool,
     lane: &mut Lane,
     r: &mut AuditReport,
-    violate: &mut impl FnMut(&mut AuditReport, &'static str, u64, String),
+    violate: &mut impl FnMut(&mut AuditReport, &str, u64, String),
 ) {
     let s = lane.summary.get_or_insert(LaneSummary {
         lane: e.lane,

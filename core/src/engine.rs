@@ -3,13 +3,15 @@
 //! (`ordq_wire::Client`), so callers (the C ABI, the CLI, the broker)
 //! treat both alike.
 
+use crate::audit::AuditReport;
 use crate::config::{ClaimOptions, EnqueueItem, QueueConfig, RedriveMode};
 use crate::db::Db;
 use crate::error::Result;
 use crate::types::{
-    Completion, DeadLetter, FailOutcome, Fault, Lease, QueueInfo, QueueStats, Receipt, TaskInfo,
-    Token,
+    Completion, DeadLetter, FailOutcome, Fault, Lease, LogInfo, QueueInfo, QueueStats, Receipt,
+    TaskInfo, Token,
 };
+use crate::verify::VerifyReport;
 use std::time::Duration;
 
 /// The whole ordq API behind one object-safe trait. Semantics are those of
@@ -59,6 +61,12 @@ pub trait Engine: Send + Sync {
     fn dlq_redrive(&self, queue: &str, offset: u64, mode: RedriveMode) -> Result<Receipt>;
     /// See [`Db::dlq_purge`].
     fn dlq_purge(&self, queue: &str, offset: Option<u64>) -> Result<u64>;
+    /// See [`Db::checkpoint`].
+    fn checkpoint(&self) -> Result<LogInfo>;
+    /// See [`Db::verify`].
+    fn verify(&self, pubkey: Option<[u8; 32]>) -> Result<VerifyReport>;
+    /// See [`Db::audit`].
+    fn audit(&self, queue: &str, key: Option<&str>) -> Result<AuditReport>;
 }
 
 impl Engine for Db {
@@ -128,5 +136,14 @@ impl Engine for Db {
     }
     fn dlq_purge(&self, queue: &str, offset: Option<u64>) -> Result<u64> {
         Db::dlq_purge(self, queue, offset)
+    }
+    fn checkpoint(&self) -> Result<LogInfo> {
+        Db::checkpoint(self)
+    }
+    fn verify(&self, pubkey: Option<[u8; 32]>) -> Result<VerifyReport> {
+        Db::verify(self, pubkey)
+    }
+    fn audit(&self, queue: &str, key: Option<&str>) -> Result<AuditReport> {
+        Db::audit(self, queue, key)
     }
 }

@@ -39,14 +39,6 @@ enum Backend {
 }
 
 impl ordq_db {
-    /// The database, when the handle opened a file in this process.
-    pub(crate) fn local(&self) -> Option<&Db> {
-        match &self.backend {
-            Backend::Local(db) => Some(db),
-            Backend::Remote(_) => None,
-        }
-    }
-
     /// The engine behind the handle.
     pub(crate) fn engine(&self) -> &dyn Engine {
         match &self.backend {

@@ -1,24 +1,14 @@
 //! Verifiable history: an on-demand checkpoint, `verify` and `audit`
-//! (JSON reports, see docs/FFI.md). They run on a database file opened in
-//! this process; through a broker they fail with `ORDQ_INVALID_ARGUMENT`.
+//! (JSON reports, see docs/FFI.md), on a file or through a broker (which
+//! runs them on its database while serving).
 
+use crate::base::ordq_error;
 use crate::base::ordq_status;
-use crate::base::{boundary, obj, opt_str_in, str_in, FfiResult, Out};
-use crate::base::{ordq_error, Failure};
+use crate::base::{boundary, obj, opt_str_in, str_in, Out};
 use crate::bytes::ordq_bytes;
 use crate::handle::ordq_db;
 use crate::json;
-use ordq_core::Db;
 use std::ffi::c_char;
-
-/// The local database behind `db`, or why there is none.
-fn local<'a>(db: &'a ordq_db, what: &str) -> FfiResult<&'a Db> {
-    db.local().ok_or_else(|| {
-        Failure::invalid(format!(
-            "{what} runs on a database file opened in this process, not through a broker"
-        ))
-    })
-}
 
 /// Makes a state checkpoint now: the state committed durably and a
 /// checkpoint record appended to the log. Writes the log's extent after it
@@ -36,7 +26,7 @@ pub unsafe extern "C" fn ordq_db_checkpoint(
     boundary(err_out, || {
         // SAFETY: caller contract for every pointer argument.
         let (db, out) = unsafe { (obj(db, "db")?, Out::new(json_out, "json_out")?) };
-        let info = local(db, "checkpoint")?.checkpoint()?;
+        let info = db.engine().checkpoint()?;
         out.write(json::to_bytes(&json::to_value(&info)?)?);
         Ok(())
     })
@@ -70,7 +60,7 @@ pub unsafe extern "C" fn ordq_db_verify_json(
             // SAFETY: non-NULL `pubkey` points to 32 bytes (caller contract).
             Some(unsafe { *(pubkey as *const [u8; 32]) })
         };
-        let r = local(db, "verify")?.verify(key)?;
+        let r = db.engine().verify(key)?;
         out.write(json::to_bytes(&json::to_value(&r)?)?);
         Ok(())
     })
@@ -104,7 +94,7 @@ pub unsafe extern "C" fn ordq_db_audit_json(
                 Out::new(json_out, "json_out")?,
             )
         };
-        let r = local(db, "audit")?.audit(queue, key)?;
+        let r = db.engine().audit(queue, key)?;
         out.write(json::to_bytes(&json::to_value(&r)?)?);
         Ok(())
     })

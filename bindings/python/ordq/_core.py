@@ -451,7 +451,7 @@ class Db:
     def checkpoint(self) -> Dict[str, int]:
         """Makes a state checkpoint now (a checkpoint record in the log) and
         returns the log's extent: ``segments``, ``bytes``, ``first_lsn``,
-        ``next_lsn``, ``checkpoint_lsn``. A database file only."""
+        ``next_lsn``, ``checkpoint_lsn``."""
         return self._json(_L.ordq_db_checkpoint)
 
     def verify(self, pubkey: Optional[bytes] = None) -> Dict[str, Any]:
@@ -460,7 +460,8 @@ class Db:
         log) and returns the report (docs/CLI.md, ``ordq verify``): ``ok``,
         ``problems`` (each with ``class``, ``at``, ``why``) and the counts.
         ``pubkey``: 32 bytes of an Ed25519 public key, else the key the
-        database recorded. A database file only."""
+        database recorded. Through a broker, the broker verifies its
+        database while it serves."""
         if pubkey is not None and (type(pubkey) is not bytes or len(pubkey) != 32):
             raise TypeError("pubkey must be 32 bytes")
         return self._json(_L.ordq_db_verify_json, pubkey)
@@ -468,8 +469,7 @@ class Db:
     def audit(self, queue: str, key: Optional[str] = None) -> Dict[str, Any]:
         """Audits ``queue`` (only ``key``'s tasks if given) from the log
         alone: lane order, completions under the latest lease, one outcome
-        per task. Returns the report: ``ok``, ``violations``, ``lanes``. A
-        database file only."""
+        per task. Returns the report: ``ok``, ``violations``, ``lanes``."""
         qb = _text(queue, "queue")
         kb = None if key is None else _text(key, "key")
         return self._json(_L.ordq_db_audit_json, qb, len(qb), kb, 0 if kb is None else len(kb))

@@ -206,7 +206,7 @@ impl Db {
 
     /// Makes a state checkpoint now (a checkpoint record in the log) and
     /// returns the log's extent as JSON (`segments`, `bytes`, `first_lsn`,
-    /// `next_lsn`, `checkpoint_lsn`). A database file only.
+    /// `next_lsn`, `checkpoint_lsn`).
     pub fn checkpoint(&self) -> Result<serde_json::Value> {
         json::parse("checkpoint", &self.handle.checkpoint_json()?)
     }
@@ -216,15 +216,15 @@ impl Db {
     /// and returns the report as JSON (docs/CLI.md, `ordq verify`): `ok`,
     /// `problems` (`class`, `at`, `why`) and the counts. Signatures are
     /// checked with `pubkey` (an Ed25519 public key), else with the key the
-    /// database recorded. A database file only.
+    /// database recorded. Through a broker, the broker verifies its
+    /// database while it serves.
     pub fn verify(&self, pubkey: Option<&[u8; 32]>) -> Result<serde_json::Value> {
         json::parse("verify", &self.handle.verify_json(pubkey)?)
     }
 
     /// Audits `queue` (only `key`'s tasks if given) from the log alone:
     /// lane order, completions under the latest lease, one outcome per
-    /// task. Returns the report as JSON: `ok`, `violations`, `lanes`. A
-    /// database file only.
+    /// task. Returns the report as JSON: `ok`, `violations`, `lanes`.
     pub fn audit(&self, queue: &str, key: Option<&str>) -> Result<serde_json::Value> {
         json::parse("audit", &self.handle.audit_json(queue, key)?)
     }

@@ -20,7 +20,7 @@ pub(crate) mod log;
 mod replay;
 
 use crate::error::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
 
@@ -28,7 +28,7 @@ use std::time::Instant;
 const MAX_LISTED: usize = 100;
 
 /// What kind of damage a problem is; each has its own exit code in the CLI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProblemClass {
     /// The segment log: a frame, a segment header, a missing segment.
@@ -57,7 +57,7 @@ impl ProblemClass {
 }
 
 /// One thing found wrong.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     /// Its class.
     pub class: ProblemClass,
@@ -68,7 +68,7 @@ pub struct Problem {
 }
 
 /// One queue's chains as verified.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueReport {
     /// Queue name.
     pub name: String,
@@ -79,7 +79,7 @@ pub struct QueueReport {
 }
 
 /// The outcome of [`crate::Db::verify`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VerifyReport {
     /// No problem found.
     pub ok: bool,

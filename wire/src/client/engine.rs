@@ -2,17 +2,19 @@
 
 use super::Client;
 use crate::protocol::{
-    Claim, Complete, CompleteItem, Completions, CreateQueue, DlqPurge, DlqRedrive, Enqueue, Expiry,
-    Fail, Heartbeat, NoArgs, Purged, QueueRef, Receipts, Request, TaskList, TaskRef, TokenRef,
-    WireDeadLetter, WireLease,
+    Audit, Claim, Complete, CompleteItem, Completions, CreateQueue, DlqPurge, DlqRedrive, Enqueue,
+    Expiry, Fail, Heartbeat, NoArgs, Purged, QueueRef, Receipts, Request, TaskList, TaskRef,
+    TokenRef, Verify, WireDeadLetter, WireLease,
 };
+use ordq_core::audit::AuditReport;
 use ordq_core::config::{ClaimOptions, EnqueueItem, QueueConfig, RedriveMode};
 use ordq_core::engine::Engine;
 use ordq_core::error::{Error, Result};
 use ordq_core::types::{
-    Completion, DeadLetter, FailOutcome, Fault, Lease, QueueInfo, QueueStats, Receipt, TaskInfo,
-    Token,
+    Completion, DeadLetter, FailOutcome, Fault, Lease, LogInfo, QueueInfo, QueueStats, Receipt,
+    TaskInfo, Token,
 };
+use ordq_core::verify::VerifyReport;
 use std::time::Duration;
 
 fn single<T>(mut v: Vec<T>, op: &str) -> Result<T> {
@@ -193,7 +195,31 @@ impl Engine for Client {
         )?;
         Ok(p.purged)
     }
+
+    fn checkpoint(&self) -> Result<LogInfo> {
+        self.call(Request::Checkpoint(NoArgs {}), Duration::ZERO)
+    }
+
+    fn verify(&self, pubkey: Option<[u8; 32]>) -> Result<VerifyReport> {
+        let args = Verify {
+            pubkey: pubkey.map(|k| ordq_core::hash::hex(&k)),
+        };
+        // Reading a large log takes longer than a call's deadline.
+        self.call(Request::Verify(args), HISTORY_TIME)
+    }
+
+    fn audit(&self, queue: &str, key: Option<&str>) -> Result<AuditReport> {
+        let args = Audit {
+            queue: queue.to_string(),
+            key: key.map(str::to_string),
+        };
+        self.call(Request::Audit(args), HISTORY_TIME)
+    }
 }
+
+/// Extra time a `verify` or `audit` call gets beyond the deadline: they
+/// read the whole log (about 130k records/s, docs/PERFORMANCE.md).
+const HISTORY_TIME: Duration = Duration::from_secs(600);
 
 fn queue_ref(name: &str) -> QueueRef {
     QueueRef {

@@ -85,6 +85,9 @@ pub(super) fn resend_safe(r: &Request) -> bool {
             | Request::Pending(_)
             | Request::DlqList(_)
             | Request::DlqGet(_)
+            | Request::Checkpoint(_)
+            | Request::Verify(_)
+            | Request::Audit(_)
     )
 }
 

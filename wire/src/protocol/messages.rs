@@ -413,3 +413,22 @@ pub struct WireDeadLetter {
 pub type Receipts = Vec<Receipt>;
 /// Outcomes of a `complete`, as answered.
 pub type Completions = Vec<ItemOutcome<Completion>>;
+
+/// `verify` arguments.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verify {
+    /// Hex of a 32-byte Ed25519 public key to check signatures with (else
+    /// the key the database recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pubkey: Option<String>,
+}
+
+/// `audit` arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Audit {
+    /// Queue name.
+    pub queue: String,
+    /// Only the tasks of this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}

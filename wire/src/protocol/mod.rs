@@ -137,6 +137,12 @@ requests! {
     DlqRedrive(DlqRedrive) = "dlq_redrive",
     /// Purges dead letters; answers `Purged`.
     DlqPurge(DlqPurge) = "dlq_purge",
+    /// Makes a state checkpoint; answers the log's `LogInfo`.
+    Checkpoint(NoArgs) = "checkpoint",
+    /// Verifies the database; answers a `VerifyReport`.
+    Verify(Verify) = "verify",
+    /// Audits a queue; answers an `AuditReport`.
+    Audit(Audit) = "audit",
 }
 
 fn parse_args<T: for<'de> Deserialize<'de>>(op: &str, args: Option<&RawValue>) -> Result<T> {
