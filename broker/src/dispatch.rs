@@ -125,6 +125,20 @@ pub(crate) fn dispatch(db: &Db, id: u64, req: Request, stopping: &AtomicBool) ->
             Answer::of(id, pubkey(a.pubkey.as_deref()).and_then(|k| db.verify(k)))
         }
         Request::Audit(a) => Answer::of(id, db.audit(&a.queue, a.key.as_deref())),
+        Request::Backup(a) => Answer::of(id, backup_path(&a.to).and_then(|p| db.backup(p))),
+    }
+}
+
+/// A backup path from a client: absolute, so it never depends on the
+/// broker's working directory.
+fn backup_path(to: &str) -> Result<&std::path::Path> {
+    let p = std::path::Path::new(to);
+    if p.is_absolute() {
+        Ok(p)
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "backup path {to:?} must be absolute (it is a path on the broker's machine)"
+        )))
     }
 }
 

@@ -125,6 +125,11 @@ impl Target {
         Ok(self.engine().audit(queue, key)?)
     }
 
+    /// See [`Db::backup`].
+    pub fn backup(&self, to: &str) -> Result<ordq_core::backup::BackupInfo, CliError> {
+        Ok(self.engine().backup(to)?)
+    }
+
     /// See [`Db::create_queue`].
     pub fn create_queue(&self, name: &str, cfg: QueueConfig) -> Result<QueueInfo, CliError> {
         Ok(self.engine().create_queue(name, cfg)?)

@@ -532,6 +532,8 @@ fn help_for_every_subcommand() {
         &["verify"],
         &["audit"],
         &["checkpoint"],
+        &["backup"],
+        &["restore"],
     ];
     for c in cmds {
         let out = Command::new(env!("CARGO_BIN_EXE_ordq"))
@@ -643,4 +645,36 @@ fn keygen_signing_and_verify() {
     let text = String::from_utf8(out.stdout.clone()).unwrap();
     assert!(text.contains("table queue_state"), "{text}");
     assert!(stderr(&out).contains("verify found"), "{}", stderr(&out));
+}
+
+#[test]
+fn backup_and_restore() {
+    let env = Env::new();
+    env.ok(&["init"]);
+    env.ok(&["queue", "create", "q"]);
+    for i in 0..5 {
+        env.ok(&["enqueue", "q", &format!("k{i}"), "hi"]);
+    }
+    let b = env.dir.join("b.ordq");
+    let info = env.json(&["backup", "--to", b.to_str().unwrap()]);
+    assert!(info["verified_records"].as_u64().unwrap() > 0, "{info}");
+    assert!(b.exists() && env.dir.join("b.ordq.log").is_dir());
+    let again = env.run(&["backup", "--to", b.to_str().unwrap()]);
+    assert_eq!(code(&again), 13, "{}", stderr(&again));
+    let r = env.dir.join("r.ordq");
+    let out = Command::new(env!("CARGO_BIN_EXE_ordq"))
+        .args(["restore", b.to_str().unwrap(), "--to", r.to_str().unwrap()])
+        .env_remove("ORDQ_DB")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .starts_with("restored to"));
+    let out = Command::new(env!("CARGO_BIN_EXE_ordq"))
+        .args(["--db", r.to_str().unwrap(), "--json", "stats", "q"])
+        .output()
+        .unwrap();
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["ready"], 5, "{s}");
 }

@@ -334,4 +334,15 @@ fn checkpoint_verify_and_audit_through_the_broker_while_it_serves() {
     assert!(writer.join().unwrap() > 0);
     let v = r.json(&r.unix, &["verify"]);
     assert!(v["checkpoints"].as_u64().unwrap() >= 3, "{v}");
+    // A backup on the broker's side, by absolute path only.
+    let to = r.dir.join("backup.ordq");
+    let b = r.json(&r.unix, &["backup", "--to", to.to_str().unwrap()]);
+    assert!(b["verified_records"].as_u64().unwrap() > 0, "{b}");
+    let rel = r.run_stdin(&r.unix, &["backup", "--to", "relative.ordq"], b"");
+    assert_eq!(rel.status.code(), Some(11), "{}", stderr(&rel));
+    assert!(
+        stderr(&rel).contains("must be absolute"),
+        "{}",
+        stderr(&rel)
+    );
 }

@@ -4,6 +4,7 @@
 //! treat both alike.
 
 use crate::audit::AuditReport;
+use crate::backup::BackupInfo;
 use crate::config::{ClaimOptions, EnqueueItem, QueueConfig, RedriveMode};
 use crate::db::Db;
 use crate::error::Result;
@@ -67,6 +68,9 @@ pub trait Engine: Send + Sync {
     fn verify(&self, pubkey: Option<[u8; 32]>) -> Result<VerifyReport>;
     /// See [`Db::audit`].
     fn audit(&self, queue: &str, key: Option<&str>) -> Result<AuditReport>;
+    /// See [`Db::backup`]; through a broker, `to` is a path on the
+    /// broker's machine.
+    fn backup(&self, to: &str) -> Result<BackupInfo>;
 }
 
 impl Engine for Db {
@@ -145,5 +149,8 @@ impl Engine for Db {
     }
     fn audit(&self, queue: &str, key: Option<&str>) -> Result<AuditReport> {
         Db::audit(self, queue, key)
+    }
+    fn backup(&self, to: &str) -> Result<BackupInfo> {
+        Db::backup(self, to)
     }
 }

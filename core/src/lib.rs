@@ -24,6 +24,7 @@ mod failpoint;
 
 pub mod audit;
 pub mod b64;
+pub mod backup;
 pub mod checkpoint;
 pub mod clock;
 pub mod config;

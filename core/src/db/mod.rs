@@ -5,6 +5,7 @@ mod checks;
 mod reads;
 
 use crate::audit::AuditReport;
+use crate::backup::BackupInfo;
 use crate::config::{
     validate_queue_name, ClaimOptions, EnqueueItem, EnqueueOptions, Options, QueueConfig,
     RedriveMode,
@@ -180,12 +181,10 @@ impl Db {
     /// recorded; with `pubkey` given, an unsigned checkpoint is a problem.
     pub fn verify(&self, pubkey: Option<[u8; 32]>) -> Result<VerifyReport> {
         let (snapshot, end) = self.call(|reply| Op::Snapshot { reply })?;
-        crate::verify::run(
-            &crate::wal::dir_of(&self.inner.path),
-            &snapshot,
-            end,
-            pubkey,
-        )
+        let dir = crate::wal::dir_of(&self.inner.path);
+        contain_damage(&self.inner.path, || {
+            crate::verify::run(&dir, &snapshot, end.lsn, pubkey)
+        })
     }
 
     /// Audits queue `queue` (only the tasks of `key`, if given) from the
@@ -194,13 +193,53 @@ impl Db {
     pub fn audit(&self, queue: &str, key: Option<&str>) -> Result<AuditReport> {
         validate_queue_name(queue)?;
         let (snapshot, end) = self.call(|reply| Op::Snapshot { reply })?;
-        crate::audit::run(
-            &crate::wal::dir_of(&self.inner.path),
-            &snapshot,
-            end,
-            queue,
-            key,
-        )
+        let dir = crate::wal::dir_of(&self.inner.path);
+        contain_damage(&self.inner.path, || {
+            crate::audit::run(&dir, &snapshot, end.lsn, queue, key)
+        })
+    }
+
+    /// Writes a consistent copy of the database — its state as of a read
+    /// snapshot and its log up to that point, history and signatures
+    /// included — to `to` (which must not exist; its log goes to
+    /// `to.log/`), while writers go on; then opens the copy and verifies
+    /// it. See [`crate::backup`].
+    pub fn backup(&self, to: impl AsRef<Path>) -> Result<BackupInfo> {
+        let to = to.as_ref();
+        let (snapshot, end) = self.call(|reply| Op::Snapshot { reply })?;
+        let dir = crate::wal::dir_of(&self.inner.path);
+        let mut info = contain_damage(&self.inner.path, || {
+            crate::backup::write(&dir, &snapshot, end, to)
+        })?;
+        drop(snapshot);
+        let copy = Db::open(to, Options::default())?;
+        let report = copy.verify(None);
+        copy.close();
+        let report = report?;
+        if let Some(p) = report.problems.first() {
+            return Err(Error::Corrupt(format!(
+                "the backup at {} does not verify: {}: {}",
+                to.display(),
+                p.at,
+                p.why
+            )));
+        }
+        info.verified_records = report.records;
+        Ok(info)
+    }
+
+    /// Restores the backup at `backup` to `to` (which must not exist): the
+    /// backup is opened, copied like [`Db::backup`] and the copy verified;
+    /// the backup itself is left as it was.
+    pub fn restore(backup: impl AsRef<Path>, to: impl AsRef<Path>) -> Result<BackupInfo> {
+        let backup = backup.as_ref();
+        if !backup.exists() {
+            return Err(Error::NotFound(format!("backup {}", backup.display())));
+        }
+        let src = Db::open(backup, Options::default())?;
+        let r = src.backup(to);
+        src.close();
+        r
     }
 
     /// Finishes queued work, makes it durable and releases the file.

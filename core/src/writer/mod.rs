@@ -23,7 +23,7 @@ use crate::tables::{Tx, META_FENCE, META_NEXT_QUEUE};
 use crate::types::{
     Compacted, Completion, FailOutcome, LogInfo, QueueInfo, QueueStats, Receipt, Token,
 };
-use crate::wal::Wal;
+use crate::wal::{Position, Wal};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use redb::{ReadableDatabase, ReadableTable};
 use std::collections::HashMap;
@@ -115,7 +115,7 @@ pub(crate) enum Op {
     },
     /// A read snapshot of the state and the log position it is built to.
     Snapshot {
-        reply: Reply<(redb::ReadTransaction, u64)>,
+        reply: Reply<(redb::ReadTransaction, Position)>,
     },
     /// Checkpoints, then removes the log segments the state covers.
     CompactLog {
@@ -177,7 +177,7 @@ pub(crate) struct Writer {
     /// Callers of `checkpoint` in the open batch, answered after it.
     checkpoints_asked: Vec<Reply<LogInfo>>,
     /// Callers of a snapshot in a batch that writes, answered after it.
-    snapshots: Vec<Reply<(redb::ReadTransaction, u64)>>,
+    snapshots: Vec<Reply<(redb::ReadTransaction, Position)>>,
     /// LSN the last state checkpoint covers the log up to.
     checkpoint_lsn: u64,
     /// Sequence number and hash of the last checkpoint record.
@@ -491,10 +491,10 @@ impl Writer {
     }
 
     /// Publishes, then opens a read snapshot: the state built from every
-    /// log record before the answered LSN.
-    fn snapshot(&mut self) -> Result<(redb::ReadTransaction, u64)> {
+    /// log record before the answered position.
+    fn snapshot(&mut self) -> Result<(redb::ReadTransaction, Position)> {
         self.publish()?;
-        Ok((self.db.begin_read()?, self.wal.next_lsn()))
+        Ok((self.db.begin_read()?, self.wal.position()))
     }
 
     /// Answers the snapshots asked for in a batch that wrote.

@@ -2,11 +2,12 @@
 
 use super::Client;
 use crate::protocol::{
-    Audit, Claim, Complete, CompleteItem, Completions, CreateQueue, DlqPurge, DlqRedrive, Enqueue,
-    Expiry, Fail, Heartbeat, NoArgs, Purged, QueueRef, Receipts, Request, TaskList, TaskRef,
-    TokenRef, Verify, WireDeadLetter, WireLease,
+    Audit, Backup, Claim, Complete, CompleteItem, Completions, CreateQueue, DlqPurge, DlqRedrive,
+    Enqueue, Expiry, Fail, Heartbeat, NoArgs, Purged, QueueRef, Receipts, Request, TaskList,
+    TaskRef, TokenRef, Verify, WireDeadLetter, WireLease,
 };
 use ordq_core::audit::AuditReport;
+use ordq_core::backup::BackupInfo;
 use ordq_core::config::{ClaimOptions, EnqueueItem, QueueConfig, RedriveMode};
 use ordq_core::engine::Engine;
 use ordq_core::error::{Error, Result};
@@ -215,10 +216,16 @@ impl Engine for Client {
         };
         self.call(Request::Audit(args), HISTORY_TIME)
     }
+
+    fn backup(&self, to: &str) -> Result<BackupInfo> {
+        let args = Backup { to: to.to_string() };
+        self.call(Request::Backup(args), HISTORY_TIME)
+    }
 }
 
-/// Extra time a `verify` or `audit` call gets beyond the deadline: they
-/// read the whole log (about 130k records/s, docs/PERFORMANCE.md).
+/// Extra time a `verify`, `audit` or `backup` call gets beyond the
+/// deadline: they read the whole log (about 130k records/s,
+/// docs/PERFORMANCE.md).
 const HISTORY_TIME: Duration = Duration::from_secs(600);
 
 fn queue_ref(name: &str) -> QueueRef {

@@ -432,3 +432,11 @@ pub struct Audit {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
 }
+
+/// `backup` arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backup {
+    /// Absolute path, on the broker's machine, of the backup's state file
+    /// (its log goes to `PATH.log/`); must not exist.
+    pub to: String,
+}

@@ -143,6 +143,8 @@ requests! {
     Verify(Verify) = "verify",
     /// Audits a queue; answers an `AuditReport`.
     Audit(Audit) = "audit",
+    /// Writes a verified backup on the broker's machine; answers `BackupInfo`.
+    Backup(Backup) = "backup",
 }
 
 fn parse_args<T: for<'de> Deserialize<'de>>(op: &str, args: Option<&RawValue>) -> Result<T> {
