@@ -534,6 +534,7 @@ fn help_for_every_subcommand() {
         &["checkpoint"],
         &["backup"],
         &["restore"],
+        &["recover"],
     ];
     for c in cmds {
         let out = Command::new(env!("CARGO_BIN_EXE_ordq"))
@@ -642,6 +643,24 @@ fn keygen_signing_and_verify() {
     }
     let out = env.run(&["verify"]);
     assert_eq!(code(&out), 44, "{}", stderr(&out));
+    // recover rebuilds it from the log and names the row: exit 46.
+    let fixed = env.dir.join("fixed.ordq");
+    let rec = env.run(&["recover", "--out", fixed.to_str().unwrap()]);
+    assert_eq!(code(&rec), 46, "{}", stderr(&rec));
+    assert!(String::from_utf8(rec.stdout.clone())
+        .unwrap()
+        .contains("differs: table queue_state"));
+    let out_fixed = Command::new(env!("CARGO_BIN_EXE_ordq"))
+        .args([
+            "--db",
+            fixed.to_str().unwrap(),
+            "verify",
+            "--pubkey",
+            &pubkey,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out_fixed), 0, "{}", stderr(&out_fixed));
     let text = String::from_utf8(out.stdout.clone()).unwrap();
     assert!(text.contains("table queue_state"), "{text}");
     assert!(stderr(&out).contains("verify found"), "{}", stderr(&out));

@@ -36,6 +36,7 @@ pub mod hash;
 pub mod keys;
 mod oneshot;
 pub mod record;
+pub mod recover;
 pub mod redo;
 pub mod rows;
 mod sched;

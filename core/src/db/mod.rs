@@ -14,6 +14,7 @@ use crate::durability;
 use crate::error::{Error, Result};
 use crate::hash::task_id;
 use crate::oneshot;
+use crate::recover::RecoverReport;
 use crate::sched::Claimed;
 use crate::store;
 use crate::types::{Compacted, Completion, FailOutcome, Lease, LogInfo, QueueInfo, Receipt, Token};
@@ -240,6 +241,24 @@ impl Db {
         let r = src.backup(to);
         src.close();
         r
+    }
+
+    /// Rebuilds the database at `src` from its segment log alone into a new
+    /// database at `out` (never overwritten) — up to the log's last whole
+    /// group, or through checkpoint `checkpoint` — and compares the current
+    /// state with it (see [`crate::recover`]). `src` is only read: run it
+    /// on a database no process is writing (stop the broker, or use a
+    /// backup).
+    pub fn recover(
+        src: impl AsRef<Path>,
+        out: impl AsRef<Path>,
+        checkpoint: Option<u64>,
+    ) -> Result<RecoverReport> {
+        let (src, out) = (src.as_ref(), out.as_ref());
+        if !src.exists() {
+            return Err(Error::NotFound(format!("database {}", src.display())));
+        }
+        contain_damage(src, || crate::recover::run(src, out, checkpoint))
     }
 
     /// Finishes queued work, makes it durable and releases the file.

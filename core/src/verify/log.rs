@@ -9,6 +9,18 @@ use crate::wal::{segment, Record};
 use std::fs::File;
 use std::path::Path;
 
+/// Where a whole group ends: the LSN after it, and the byte after it in
+/// its segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GroupEnd {
+    /// The LSN after the group.
+    pub lsn: u64,
+    /// Base LSN of its segment.
+    pub segment: u64,
+    /// The byte after it in that segment.
+    pub offset: u64,
+}
+
 /// What reading the log found.
 pub(crate) struct Read {
     /// Segment files.
@@ -19,6 +31,8 @@ pub(crate) struct Read {
     pub frames: u64,
     /// Every record of every whole group below the end, in order.
     pub records: Vec<Record>,
+    /// The end of every whole group, in order.
+    pub groups: Vec<GroupEnd>,
 }
 
 /// The snapshot's log id.
@@ -32,7 +46,7 @@ pub(crate) fn log_id(snapshot: &redb::ReadTransaction) -> Result<[u8; 16]> {
         .map_err(|_| Error::Corrupt("meta log_id is not 16 bytes".into()))
 }
 
-/// Reads every segment of `dir` up to LSN `end`.
+/// Reads every segment of `dir` up to LSN `end` (`u64::MAX`: all of it).
 pub(crate) fn read(dir: &Path, log_id: &[u8; 16], end: u64, f: &mut Findings) -> Result<Read> {
     let segs = segment::list(dir)?;
     let mut out = Read {
@@ -40,6 +54,7 @@ pub(crate) fn read(dir: &Path, log_id: &[u8; 16], end: u64, f: &mut Findings) ->
         first_lsn: segs.first().map_or(0, |s| s.0),
         frames: 0,
         records: Vec::new(),
+        groups: Vec::new(),
     };
     let mut lsn = out.first_lsn;
     for (i, (base, path)) in segs.iter().enumerate() {
@@ -69,6 +84,11 @@ pub(crate) fn read(dir: &Path, log_id: &[u8; 16], end: u64, f: &mut Findings) ->
                     out.frames += 1;
                     if kind == KIND_COMMIT {
                         out.records.append(&mut group);
+                        out.groups.push(GroupEnd {
+                            lsn: lsn + 1,
+                            segment: *base,
+                            offset: (pos + len) as u64,
+                        });
                     } else {
                         group.push(Record {
                             lsn,
@@ -79,7 +99,8 @@ pub(crate) fn read(dir: &Path, log_id: &[u8; 16], end: u64, f: &mut Findings) ->
                     pos += len;
                     lsn += 1;
                 }
-                Decoded::End if !last => break,
+                // `end` MAX: read to wherever the log ends.
+                Decoded::End if !last || end == u64::MAX => break,
                 Decoded::End => {
                     f.add(
                         ProblemClass::Log,

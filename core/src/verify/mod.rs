@@ -131,6 +131,11 @@ pub(crate) struct Findings {
 }
 
 impl Findings {
+    /// The problems listed and the count of all.
+    pub(crate) fn into_parts(self) -> (Vec<Problem>, u64) {
+        (self.list, self.count)
+    }
+
     /// The first problem found, if any.
     pub(crate) fn first(&self) -> Option<&Problem> {
         self.list.first()
@@ -190,4 +195,14 @@ pub(crate) fn run(
     report.problems = f.list;
     report.ok = report.problem_count == 0;
     Ok(report)
+}
+
+/// Compares the state of `rebuilt` with `current` row for row (but the
+/// meta rows a file keeps for itself), as `verify` compares the replay.
+pub(crate) fn compare_states(
+    rebuilt: &redb::Database,
+    current: &redb::ReadTransaction,
+    f: &mut Findings,
+) -> Result<()> {
+    replay::compare(rebuilt, current, f)
 }

@@ -271,7 +271,11 @@ type Row = (u8, Vec<u8>, Vec<u8>);
 
 /// Compares the replayed rows with the snapshot's, but the meta rows the
 /// file keeps for itself.
-fn compare(mem: &redb::Database, snapshot: &redb::ReadTransaction, f: &mut Findings) -> Result<()> {
+pub(super) fn compare(
+    mem: &redb::Database,
+    snapshot: &redb::ReadTransaction,
+    f: &mut Findings,
+) -> Result<()> {
     let keep = |t: u8, k: &[u8]| !(t == tables::ID_META && unlogged_meta(k));
     let mut replayed: Vec<Row> = Vec::new();
     rows::for_each_in(mem, |t, k, v| {
