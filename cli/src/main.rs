@@ -103,6 +103,11 @@ enum Command {
         /// default: the key the database recorded.
         #[arg(long, value_name = "FILE")]
         pubkey: Option<PathBuf>,
+        /// A ledger exported earlier (`ordq checkpoint export`): every
+        /// checkpoint in it must be in the database unchanged (finds
+        /// history cut back to an older point). A database file only.
+        #[arg(long, value_name = "FILE")]
+        anchor: Option<PathBuf>,
     },
     /// Prove from the log alone that a queue kept lane order, completed
     /// every task under its latest lease and gave each one outcome (exit 0
@@ -144,12 +149,28 @@ enum Command {
         from_checkpoint: Option<u64>,
     },
     /// Make a state checkpoint now (a checkpoint record in the log, signed
-    /// with --signing-key) and print the log's extent.
-    Checkpoint,
+    /// with --signing-key) and print the log's extent; `checkpoint export`
+    /// prints the checkpoint ledger.
+    Checkpoint {
+        #[command(subcommand)]
+        cmd: Option<CheckpointCmd>,
+    },
     /// Checkpoint, then remove the segment-log files the state no longer
     /// needs (a database file, not a broker: `ordq serve --log-retention`
     /// does it while serving).
     Compact,
+}
+
+#[derive(Subcommand, Debug)]
+enum CheckpointCmd {
+    /// Print the checkpoint chain as JSON lines (seq, lsn, hash, the signed
+    /// checkpoint, its signature), to keep outside the machine as an anchor
+    /// for `ordq verify --anchor`. A database file only.
+    Export {
+        /// Only checkpoints from this sequence number on.
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        since: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -539,13 +560,20 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 );
             }
         }
-        Command::Verify { pubkey } => {
+        Command::Verify { pubkey, anchor } => {
             let key = pubkey
                 .as_deref()
                 .map(ordq_core::keys::read_public)
                 .transpose()?;
+            let anchor = anchor.as_deref().map(read_anchor).transpose()?;
             let t = open(&cli, false)?;
-            let r = t.verify(key);
+            let r = match (&anchor, &t) {
+                (None, _) => t.verify(key),
+                (Some(a), Target::File(db)) => db.verify_anchored(key, a).map_err(CliError::from),
+                (Some(_), Target::Remote(_)) => Err(CliError::invalid(
+                    "--anchor works on a database file (export and check through a broker are not built yet)",
+                )),
+            };
             t.close();
             let r = r?;
             verify_out(json, &r);
@@ -640,7 +668,25 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 ));
             }
         }
-        Command::Checkpoint => {
+        Command::Checkpoint {
+            cmd: Some(CheckpointCmd::Export { since }),
+        } => {
+            let t = open(&cli, false)?;
+            let Target::File(db) = &t else {
+                t.close();
+                return Err(CliError::invalid(
+                    "checkpoint export works on a database file (through a broker: not built yet)",
+                ));
+            };
+            let ledger = db.checkpoint_ledger(*since);
+            t.close();
+            let mut out = std::io::stdout().lock();
+            for e in ledger? {
+                let line = serde_json::to_string(&e).unwrap_or_default();
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        Command::Checkpoint { cmd: None } => {
             let t = open(&cli, false)?;
             let info = t.checkpoint();
             t.close();
@@ -681,6 +727,25 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// Reads an exported ledger: one JSON checkpoint entry per line.
+fn read_anchor(path: &std::path::Path) -> Result<Vec<ordq_core::verify::LedgerEntry>, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::invalid(format!("cannot read anchor {}: {e}", path.display())))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| {
+                CliError::invalid(format!(
+                    "{} line {}: not a ledger entry: {e}",
+                    path.display(),
+                    i + 1
+                ))
+            })
+        })
+        .collect()
 }
 
 fn backup_out(json: bool, what: &str, info: &ordq_core::backup::BackupInfo) {

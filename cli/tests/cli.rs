@@ -532,6 +532,7 @@ fn help_for_every_subcommand() {
         &["verify"],
         &["audit"],
         &["checkpoint"],
+        &["checkpoint", "export"],
         &["backup"],
         &["restore"],
         &["recover"],
@@ -618,6 +619,23 @@ fn keygen_signing_and_verify() {
     assert_eq!(code(&missing), 12, "{}", stderr(&missing));
     let c = env.json(&["--signing-key", k, "checkpoint"]);
     assert_eq!(c["checkpoint_lsn"], c["next_lsn"], "{c}");
+    // The ledger, as an anchor: the database matches it.
+    let ledger = env.ok(&["checkpoint", "export"]);
+    let lines: Vec<Value> = ledger
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines.len() >= 2 && lines.iter().all(|l| l["signature"].is_string()),
+        "{ledger}"
+    );
+    let anchor = env.dir.join("anchor.jsonl");
+    std::fs::write(&anchor, &ledger).unwrap();
+    env.ok(&["verify", "--anchor", anchor.to_str().unwrap()]);
+    std::fs::write(&anchor, "not json\n").unwrap();
+    let bad = env.run(&["verify", "--anchor", anchor.to_str().unwrap()]);
+    assert_eq!(code(&bad), 11, "{}", stderr(&bad));
+    std::fs::write(&anchor, &ledger).unwrap();
     let pubkey = format!("{k}.pub");
     let r = env.json(&["verify", "--pubkey", &pubkey]);
     assert_eq!(r["ok"], true, "{r}");

@@ -128,3 +128,54 @@ fn restore_copies_a_backup_and_never_overwrites() {
         .collect();
     assert!(stray.is_empty(), "{stray:?}");
 }
+
+#[test]
+fn an_anchor_finds_history_cut_back_to_an_older_consistent_point() {
+    let tmp = TempDir::new("backup-anchor");
+    let db = Db::open(tmp.join("db.ordq"), opts()).unwrap();
+    db.create_queue("q", QueueConfig::default()).unwrap();
+    db.enqueue("q", "k", b"early", EnqueueOptions::default())
+        .unwrap();
+    db.checkpoint().unwrap();
+    // An older, consistent copy: what an attacker (or a bad restore) would
+    // put back.
+    db.backup(tmp.join("old.ordq")).unwrap();
+    for i in 0..10 {
+        db.enqueue(
+            "q",
+            "k",
+            format!("later{i}").as_bytes(),
+            EnqueueOptions::default(),
+        )
+        .unwrap();
+        db.checkpoint().unwrap();
+    }
+    let ledger = db.checkpoint_ledger(0).unwrap();
+    assert!(ledger.len() >= 11, "{}", ledger.len());
+    assert!(ledger.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+    assert!(ledger.iter().all(|e| e.signature.is_some()));
+    assert_eq!(db.checkpoint_ledger(5).unwrap()[0].seq, 5);
+    // The database itself matches its anchor.
+    let r = db.verify_anchored(None, &ledger).unwrap();
+    assert!(r.ok, "{r:?}");
+    // The old copy verifies on its own, but not against the anchor.
+    let old = Db::open(tmp.join("old.ordq"), Options::default()).unwrap();
+    assert!(old.verify(None).unwrap().ok);
+    let r = old.verify_anchored(None, &ledger).unwrap();
+    assert!(!r.ok, "{r:?}");
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.why.contains("checkpoints dropped from the end")),
+        "{:?}",
+        r.problems
+    );
+    // An anchored checkpoint that differs is found too.
+    let mut forged = ledger.clone();
+    forged[0].hash = "00".repeat(32);
+    let r = db.verify_anchored(None, &forged[..1]).unwrap();
+    assert!(
+        r.problems.iter().any(|p| p.why.contains("differs")),
+        "{r:?}"
+    );
+}

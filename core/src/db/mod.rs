@@ -18,7 +18,7 @@ use crate::recover::RecoverReport;
 use crate::sched::Claimed;
 use crate::store;
 use crate::types::{Compacted, Completion, FailOutcome, Lease, LogInfo, QueueInfo, Receipt, Token};
-use crate::verify::VerifyReport;
+use crate::verify::{LedgerEntry, VerifyReport};
 use crate::wal::Recovery;
 use crate::writer::{Counters, Op, Reply, Writer};
 use checks::{check_lease, check_worker};
@@ -184,7 +184,34 @@ impl Db {
         let (snapshot, end) = self.call(|reply| Op::Snapshot { reply })?;
         let dir = crate::wal::dir_of(&self.inner.path);
         contain_damage(&self.inner.path, || {
-            crate::verify::run(&dir, &snapshot, end.lsn, pubkey)
+            crate::verify::run(&dir, &snapshot, end.lsn, pubkey, &[])
+        })
+    }
+
+    /// [`Db::verify`], and that every checkpoint of `anchor` (a ledger
+    /// exported earlier with [`Db::checkpoint_ledger`] and kept elsewhere)
+    /// is in the database unchanged: this finds history cut back to an
+    /// older, consistent point, which verifies on its own.
+    pub fn verify_anchored(
+        &self,
+        pubkey: Option<[u8; 32]>,
+        anchor: &[LedgerEntry],
+    ) -> Result<VerifyReport> {
+        let (snapshot, end) = self.call(|reply| Op::Snapshot { reply })?;
+        let dir = crate::wal::dir_of(&self.inner.path);
+        contain_damage(&self.inner.path, || {
+            crate::verify::run(&dir, &snapshot, end.lsn, pubkey, anchor)
+        })
+    }
+
+    /// The checkpoint ledger: every checkpoint record with `seq >= since`,
+    /// with its hash and signature, to export and keep outside the machine
+    /// (`ordq checkpoint export`).
+    pub fn checkpoint_ledger(&self, since: u64) -> Result<Vec<LedgerEntry>> {
+        let (snapshot, end) = self.call(|reply| Op::Snapshot { reply })?;
+        let dir = crate::wal::dir_of(&self.inner.path);
+        contain_damage(&self.inner.path, || {
+            crate::verify::ledger(&dir, &snapshot, end.lsn, since)
         })
     }
 

@@ -15,9 +15,12 @@
 //!    the stored records, contiguous, ending at the heads the queue state
 //!    names, payloads and results matching their digests.
 
+mod anchor;
 mod chains;
 pub(crate) mod log;
 mod replay;
+
+pub use anchor::LedgerEntry;
 
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
@@ -165,6 +168,7 @@ pub(crate) fn run(
     snapshot: &redb::ReadTransaction,
     end: u64,
     pubkey: Option<[u8; 32]>,
+    anchor: &[LedgerEntry],
 ) -> Result<VerifyReport> {
     let started = Instant::now();
     let mut f = Findings::default();
@@ -189,6 +193,13 @@ pub(crate) fn run(
         problem_count: 0,
     };
     replay::run(&read, snapshot, &log_id, pubkey, &mut report, &mut f)?;
+    if !anchor.is_empty() {
+        anchor::check(&read, anchor, &mut f);
+        report.notes.push(format!(
+            "checked against an anchor of {} checkpoints",
+            anchor.len()
+        ));
+    }
     report.queues = chains::check(snapshot, &mut f)?;
     report.seconds = started.elapsed().as_secs_f64();
     report.problem_count = f.count;
@@ -205,4 +216,24 @@ pub(crate) fn compare_states(
     f: &mut Findings,
 ) -> Result<()> {
     replay::compare(rebuilt, current, f)
+}
+
+/// The checkpoint ledger of the log in `dir` up to `end`: every checkpoint
+/// with `seq >= since`.
+pub(crate) fn ledger(
+    dir: &Path,
+    snapshot: &redb::ReadTransaction,
+    end: u64,
+    since: u64,
+) -> Result<Vec<LedgerEntry>> {
+    let log_id = log::log_id(snapshot)?;
+    let mut f = Findings::default();
+    let read = log::read(dir, &log_id, end, &mut f)?;
+    if let Some(p) = f.first() {
+        return Err(crate::error::Error::Corrupt(format!(
+            "the log is damaged ({}: {}); run `ordq verify`",
+            p.at, p.why
+        )));
+    }
+    Ok(anchor::ledger(&read, since))
 }
