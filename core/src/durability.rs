@@ -93,10 +93,11 @@ fn create_log(dir: &Path, log_id: [u8; 16], opts: &Options) -> Result<Wal> {
 /// Whether a segment's frames are all base records and commit markers
 /// (an unfinished last frame included): what a crashed migration leaves.
 fn only_base_image(seg: &[u8], base: u64) -> bool {
+    let seed = segment::seed_of(seg);
     let mut pos = segment::HEADER as usize;
     let mut lsn = base;
     loop {
-        match wal::frame::decode(seg.get(pos..).unwrap_or(&[]), lsn) {
+        match wal::frame::decode(seg.get(pos..).unwrap_or(&[]), seed, lsn) {
             wal::frame::Decoded::Frame { kind, len, .. } => {
                 if kind != redo::KIND_BASE && kind != wal::frame::KIND_COMMIT {
                     return false;

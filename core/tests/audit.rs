@@ -134,7 +134,9 @@ fn done_events(path: &Path) -> Vec<Put> {
         let b = std::fs::read(&seg).unwrap();
         let mut lsn = u64::from_le_bytes(b[16..24].try_into().unwrap());
         let mut pos = segment::HEADER as usize;
-        while let frame::Decoded::Frame { kind, body, len } = frame::decode(&b[pos..], lsn) {
+        while let frame::Decoded::Frame { kind, body, len } =
+            frame::decode(&b[pos..], segment::seed_of(&b), lsn)
+        {
             if kind == KIND_PUT && body[0] == ID_EVENTS {
                 let n = u32::from_le_bytes(body[1..5].try_into().unwrap()) as usize;
                 let (k, v) = (body[5..5 + n].to_vec(), body[5 + n..].to_vec());
@@ -172,9 +174,9 @@ fn forge(seg: &Path, pos: usize, lsn: u64, key: &[u8], value: &[u8]) {
     body.extend_from_slice(&(key.len() as u32).to_le_bytes());
     body.extend_from_slice(key);
     body.extend_from_slice(value);
-    let mut f = Vec::new();
-    frame::encode(&mut f, lsn, KIND_PUT, &body);
     let mut b = std::fs::read(seg).unwrap();
+    let mut f = Vec::new();
+    frame::encode(&mut f, segment::seed_of(&b), lsn, KIND_PUT, &body);
     b[pos..pos + f.len()].copy_from_slice(&f);
     std::fs::write(seg, b).unwrap();
 }

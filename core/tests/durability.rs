@@ -153,7 +153,7 @@ fn an_unfinished_last_group_is_cut_and_reported() {
     let mut b = std::fs::read(&seg).unwrap();
     let end = log_end(&path);
     let mut torn = Vec::new();
-    ordq_core::wal::frame::encode(&mut torn, 999, 16, &[7u8; 300]);
+    ordq_core::wal::frame::encode(&mut torn, segment::seed_of(&b), 999, 16, &[7u8; 300]);
     b[end..end + 100].copy_from_slice(&torn[..100]);
     std::fs::write(&seg, &b).unwrap();
     let db = Db::open(&path, opts()).unwrap();

@@ -131,7 +131,8 @@ fn recover_through_a_checkpoint_or_up_to_damage() {
                 let b = std::fs::read(p).unwrap();
                 let mut lsn = u64::from_le_bytes(b[16..24].try_into().unwrap());
                 let mut pos = segment::HEADER as usize;
-                while let frame::Decoded::Frame { kind, body, len } = frame::decode(&b[pos..], lsn)
+                while let frame::Decoded::Frame { kind, body, len } =
+                    frame::decode(&b[pos..], segment::seed_of(&b), lsn)
                 {
                     if kind == KIND_CHECKPOINT
                         && Stored::decode(body).unwrap().checkpoint().unwrap().seq == 2

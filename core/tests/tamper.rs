@@ -15,7 +15,7 @@ mod common;
 
 use common::TempDir;
 use ordq_core::tables::{ID_META, META_CREATED, META_WAL_LSN};
-use ordq_core::wal;
+use ordq_core::wal::{self, segment};
 use ordq_core::{ClaimOptions, Db, EnqueueOptions, Options, QueueConfig};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -223,4 +223,149 @@ fn no_single_byte_flip_is_accepted_as_clean_unless_harmless() {
         .map(|k| outcome.get(k).copied().unwrap_or(0))
         .sum();
     assert!(detected >= flips / 2, "{outcome:?}");
+}
+
+/// A database with `n` enqueues in one segment, closed (its last
+/// checkpoint covers all).
+fn small_db(path: &Path, n: u64) {
+    let one_segment = Options {
+        segment_size: ordq_core::wal::DEFAULT_SEGMENT_SIZE,
+        ..opts()
+    };
+    let db = Db::open(path, one_segment).unwrap();
+    db.create_queue("q", QueueConfig::default()).unwrap();
+    for i in 0..n {
+        db.enqueue(
+            "q",
+            &format!("k{}", i % 3),
+            format!("p{i}").as_bytes(),
+            EnqueueOptions::default(),
+        )
+        .unwrap();
+    }
+    db.close();
+}
+
+/// Every frame of a segment: (byte position, length).
+fn frame_spans(b: &[u8]) -> Vec<(usize, usize)> {
+    let mut lsn = u64::from_le_bytes(b[16..24].try_into().unwrap());
+    let mut pos = segment::HEADER as usize;
+    let mut out = Vec::new();
+    while let ordq_core::wal::frame::Decoded::Frame { len, .. } =
+        ordq_core::wal::frame::decode(&b[pos..], segment::seed_of(b), lsn)
+    {
+        out.push((pos, len));
+        pos += len;
+        lsn += 1;
+    }
+    out
+}
+
+/// Whether the tampered copy at `path` is caught: refused at open, or
+/// verify reports a problem.
+fn caught(path: &Path) -> bool {
+    match Db::open(path, opts()) {
+        Err(_) => true,
+        Ok(db) => {
+            let r = db.verify(None);
+            db.close();
+            !matches!(r, Ok(r) if r.ok)
+        }
+    }
+}
+
+#[test]
+fn truncation_at_every_frame_boundary_and_mid_frame_is_caught() {
+    let tmp = TempDir::new("tamper-cut");
+    let orig = tmp.join("orig.ordq");
+    small_db(&orig, 40);
+    let mut segs = files(&orig);
+    assert_eq!(segs.len(), 2, "one segment");
+    let seg = segs.pop().unwrap();
+    let b = std::fs::read(&seg).unwrap();
+    let spans = frame_spans(&b);
+    assert!(spans.len() > 40);
+    let copy = tmp.join("copy.ordq");
+    let mut cuts = 0;
+    for &(pos, len) in &spans {
+        for at in [pos, pos + len / 2] {
+            copy_db(&orig, &copy);
+            let s = wal::dir_of(&copy).join(seg.file_name().unwrap());
+            std::fs::write(&s, &b[..at]).unwrap();
+            assert!(caught(&copy), "a log cut at byte {at} passed");
+            cuts += 1;
+        }
+    }
+    println!("tamper: {cuts} truncations, all caught");
+}
+
+#[test]
+fn reordered_and_spliced_frames_are_caught() {
+    let tmp = TempDir::new("tamper-splice");
+    let (a, other) = (tmp.join("a.ordq"), tmp.join("other.ordq"));
+    small_db(&a, 30);
+    // Another database with the same shape of work but other payloads.
+    {
+        let db = Db::open(&other, opts()).unwrap();
+        db.create_queue("q", QueueConfig::default()).unwrap();
+        for i in 0..30 {
+            db.enqueue(
+                "q",
+                &format!("k{}", i % 3),
+                format!("x{i}").as_bytes(),
+                EnqueueOptions::default(),
+            )
+            .unwrap();
+        }
+        db.close();
+    }
+    let seg_a = files(&a).pop().unwrap();
+    let seg_o = files(&other).pop().unwrap();
+    let (ba, bo) = (
+        std::fs::read(&seg_a).unwrap(),
+        std::fs::read(&seg_o).unwrap(),
+    );
+    let (sa, so) = (frame_spans(&ba), frame_spans(&bo));
+    let copy = tmp.join("copy.ordq");
+    let mut swapped = 0;
+    // Two frames of one length swapped (reordered records).
+    let pairs = (0..sa.len()).flat_map(|i| (i + 1..sa.len()).map(move |j| (i, j)));
+    for (i, j) in pairs {
+        let ((p1, l1), (p2, l2)) = (sa[i], sa[j]);
+        if l1 != l2 || ba[p1..p1 + l1] == ba[p2..p2 + l2] || swapped >= 50 {
+            continue;
+        }
+        copy_db(&a, &copy);
+        let mut b = ba.clone();
+        let first = b[p1..p1 + l1].to_vec();
+        b.copy_within(p2..p2 + l2, p1);
+        b[p2..p2 + l2].copy_from_slice(&first);
+        std::fs::write(wal::dir_of(&copy).join(seg_a.file_name().unwrap()), &b).unwrap();
+        assert!(caught(&copy), "frames at {p1} and {p2} swapped passed");
+        swapped += 1;
+    }
+    // A frame of the other database spliced in at the same LSN (its CRC
+    // is valid there: frames are bound to their LSN, not to the log).
+    let mut spliced = 0;
+    for (i, (&(pa, la), &(po, lo))) in sa.iter().zip(&so).enumerate() {
+        if la != lo || ba[pa..pa + la] == bo[po..po + lo] {
+            continue;
+        }
+        copy_db(&a, &copy);
+        let mut b = ba.clone();
+        b[pa..pa + la].copy_from_slice(&bo[po..po + lo]);
+        std::fs::write(wal::dir_of(&copy).join(seg_a.file_name().unwrap()), &b).unwrap();
+        assert!(
+            caught(&copy),
+            "frame {i} of the other database spliced in passed: {:?} vs {:?}",
+            String::from_utf8_lossy(&ba[pa..pa + la]),
+            String::from_utf8_lossy(&bo[po..po + lo])
+        );
+        spliced += 1;
+    }
+    assert!(
+        swapped > 0 && spliced > 0,
+        "{swapped} swaps, {spliced} splices"
+    );
+    println!("tamper: {swapped} swaps and {spliced} splices, all caught");
 }

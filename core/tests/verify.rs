@@ -169,7 +169,7 @@ fn verify_runs_while_writers_go_on() {
 fn forge_frame(seg: &Path, pos: usize, lsn: u64, kind: u8, body: &[u8]) {
     let mut b = std::fs::read(seg).unwrap();
     let mut f = Vec::new();
-    frame::encode(&mut f, lsn, kind, body);
+    frame::encode(&mut f, segment::seed_of(&b), lsn, kind, body);
     b[pos..pos + f.len()].copy_from_slice(&f);
     std::fs::write(seg, b).unwrap();
 }
@@ -180,7 +180,9 @@ fn frames(seg: &Path) -> Vec<(usize, u64, u8, Vec<u8>)> {
     let mut lsn = u64::from_le_bytes(b[16..24].try_into().unwrap());
     let mut pos = segment::HEADER as usize;
     let mut out = Vec::new();
-    while let frame::Decoded::Frame { kind, body, len } = frame::decode(&b[pos..], lsn) {
+    while let frame::Decoded::Frame { kind, body, len } =
+        frame::decode(&b[pos..], segment::seed_of(&b), lsn)
+    {
         out.push((pos, lsn, kind, body.to_vec()));
         pos += len;
         lsn += 1;

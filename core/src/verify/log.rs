@@ -56,6 +56,7 @@ pub(crate) fn read(dir: &Path, log_id: &[u8; 16], end: u64, f: &mut Findings) ->
         records: Vec::new(),
         groups: Vec::new(),
     };
+    let seed = frame::seed(log_id);
     let mut lsn = out.first_lsn;
     for (i, (base, path)) in segs.iter().enumerate() {
         if lsn >= end {
@@ -79,7 +80,7 @@ pub(crate) fn read(dir: &Path, log_id: &[u8; 16], end: u64, f: &mut Findings) ->
         let mut group = Vec::new();
         let last = i + 1 == segs.len();
         while lsn < end {
-            match frame::decode(buf.get(pos..).unwrap_or(&[]), lsn) {
+            match frame::decode(buf.get(pos..).unwrap_or(&[]), seed, lsn) {
                 Decoded::Frame { kind, body, len } => {
                     out.frames += 1;
                     if kind == KIND_COMMIT {
@@ -110,7 +111,7 @@ pub(crate) fn read(dir: &Path, log_id: &[u8; 16], end: u64, f: &mut Findings) ->
                     break;
                 }
                 Decoded::Short | Decoded::Bad(_) => {
-                    let why = match frame::decode(&buf[pos..], lsn) {
+                    let why = match frame::decode(&buf[pos..], seed, lsn) {
                         Decoded::Bad(w) => w,
                         _ => "frame cut short".into(),
                     };

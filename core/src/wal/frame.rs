@@ -2,12 +2,15 @@
 //!
 //! ```text
 //! body_len u32 LE ‖ crc u32 LE ‖ kind u8 ‖ reserved [0; 3] ‖ body
-//! crc = CRC32C(lsn u64 LE ‖ kind ‖ reserved ‖ body)
+//! crc = CRC32C(log_id [16] ‖ lsn u64 LE ‖ kind ‖ reserved ‖ body)
 //! ```
 //!
 //! The record's log sequence number (LSN) is not stored: it is the
-//! segment's base LSN plus the frame's index, and it is inside the CRC, so
-//! a frame copied to another place (reordered, spliced) fails its check.
+//! segment's base LSN plus the frame's index. It and the log id (the
+//! database's, in every segment header) are inside the CRC, so a frame
+//! copied to another place (reordered) or from another database's log
+//! (spliced) fails its check. The log id's part is computed once: the
+//! [`seed`].
 //! An all-zero header is the end of the written data (segments are
 //! preallocated with zeros); kind 0 is never written.
 
@@ -45,19 +48,25 @@ pub fn written_len(buf: &[u8]) -> usize {
     0
 }
 
-/// The CRC of a frame at `lsn`.
-pub fn crc(lsn: u64, kind: u8, body: &[u8]) -> u32 {
+/// The CRC state after a log's id: what every frame CRC of that log
+/// starts from.
+pub fn seed(log_id: &[u8; 16]) -> u32 {
+    crc32c::crc32c(log_id)
+}
+
+/// The CRC of a frame at `lsn` of the log with `seed`.
+pub fn crc(seed: u32, lsn: u64, kind: u8, body: &[u8]) -> u32 {
     let mut head = [0u8; 12];
     head[..8].copy_from_slice(&lsn.to_le_bytes());
     head[8] = kind;
-    crc32c::crc32c_append(crc32c::crc32c(&head), body)
+    crc32c::crc32c_append(crc32c::crc32c_append(seed, &head), body)
 }
 
 /// Appends one frame to `out`.
-pub fn encode(out: &mut Vec<u8>, lsn: u64, kind: u8, body: &[u8]) {
+pub fn encode(out: &mut Vec<u8>, seed: u32, lsn: u64, kind: u8, body: &[u8]) {
     debug_assert!(kind != 0 && body.len() <= MAX_BODY);
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc(lsn, kind, body).to_le_bytes());
+    out.extend_from_slice(&crc(seed, lsn, kind, body).to_le_bytes());
     out.extend_from_slice(&[kind, 0, 0, 0]);
     out.extend_from_slice(body);
 }
@@ -82,8 +91,9 @@ pub enum Decoded<'a> {
     Bad(String),
 }
 
-/// Decodes the frame at the start of `buf`, expected to carry `lsn`.
-pub fn decode(buf: &[u8], lsn: u64) -> Decoded<'_> {
+/// Decodes the frame at the start of `buf`, expected to carry `lsn` of
+/// the log with `seed`.
+pub fn decode(buf: &[u8], seed: u32, lsn: u64) -> Decoded<'_> {
     if buf.len() < HEADER {
         return if buf.iter().all(|&b| b == 0) {
             Decoded::End
@@ -107,7 +117,7 @@ pub fn decode(buf: &[u8], lsn: u64) -> Decoded<'_> {
     let Some(body) = buf.get(HEADER..HEADER + len) else {
         return Decoded::Short;
     };
-    let got = crc(lsn, kind, body);
+    let got = crc(seed, lsn, kind, body);
     if got != want {
         return Decoded::Bad(format!(
             "CRC32C mismatch (stored {want:08x}, computed {got:08x})"
@@ -161,7 +171,7 @@ impl Commit {
 /// position) of a group that starts after LSN `after`: used after a bad
 /// frame to tell a torn tail (nothing but the unfinished group after it)
 /// from corruption (a later, so acknowledged, group after it).
-pub fn find_commit(buf: &[u8], after: u64) -> Option<(usize, Commit)> {
+pub fn find_commit(buf: &[u8], seed: u32, after: u64) -> Option<(usize, Commit)> {
     let frame = HEADER + COMMIT_BODY;
     if buf.len() < frame {
         return None;
@@ -184,7 +194,7 @@ pub fn find_commit(buf: &[u8], after: u64) -> Option<(usize, Commit)> {
         if h[0..4] == (COMMIT_BODY as u32).to_le_bytes() && h[8..12] == [KIND_COMMIT, 0, 0, 0] {
             if let Some(c) = Commit::decode(&buf[i + HEADER..i + frame]) {
                 if c.first > after {
-                    if let Decoded::Frame { .. } = decode(&buf[i..i + frame], c.lsn) {
+                    if let Decoded::Frame { .. } = decode(&buf[i..i + frame], seed, c.lsn) {
                         return Some((i, c));
                     }
                 }
@@ -201,37 +211,40 @@ mod tests {
 
     #[test]
     fn frames_round_trip_and_bind_their_lsn() {
+        let s = seed(&[1; 16]);
         let mut v = Vec::new();
-        encode(&mut v, 7, 16, b"hello");
+        encode(&mut v, s, 7, 16, b"hello");
         assert_eq!(v.len(), HEADER + 5);
         assert_eq!(
-            decode(&v, 7),
+            decode(&v, s, 7),
             Decoded::Frame {
                 kind: 16,
                 body: b"hello",
                 len: HEADER + 5
             }
         );
-        // The same bytes read as another LSN (moved, reordered) fail.
-        assert!(matches!(decode(&v, 8), Decoded::Bad(_)));
+        // The same bytes read as another LSN (moved, reordered) fail, and
+        // so do they in another database's log (spliced).
+        assert!(matches!(decode(&v, s, 8), Decoded::Bad(_)));
+        assert!(matches!(decode(&v, seed(&[2; 16]), 7), Decoded::Bad(_)));
         // Every single bit flip is caught.
         for i in 0..v.len() * 8 {
             let mut w = v.clone();
             w[i / 8] ^= 1 << (i % 8);
             assert!(
-                !matches!(decode(&w, 7), Decoded::Frame { .. }),
+                !matches!(decode(&w, s, 7), Decoded::Frame { .. }),
                 "flip of bit {i} accepted"
             );
         }
         // Cut anywhere: short, never a frame.
         for n in 1..v.len() {
             assert!(matches!(
-                decode(&v[..n], 7),
+                decode(&v[..n], s, 7),
                 Decoded::Short | Decoded::Bad(_)
             ));
         }
-        assert_eq!(decode(&[0u8; 40], 7), Decoded::End);
-        assert_eq!(decode(&[], 7), Decoded::End);
+        assert_eq!(decode(&[0u8; 40], s, 7), Decoded::End);
+        assert_eq!(decode(&[], s, 7), Decoded::End);
     }
 
     #[test]
@@ -253,14 +266,16 @@ mod tests {
         };
         assert_eq!(Commit::decode(&c.encode()), Some(c));
         assert_eq!(Commit::decode(&Commit { lsn: 13, ..c }.encode()), None);
+        let s = seed(&[1; 16]);
         let mut buf = vec![0xAB; 37];
-        encode(&mut buf, 12, KIND_COMMIT, &c.encode());
+        encode(&mut buf, s, 12, KIND_COMMIT, &c.encode());
         buf.extend_from_slice(&[1, 2, 3]);
-        assert_eq!(find_commit(&buf, 8), Some((37, c)));
+        assert_eq!(find_commit(&buf, s, 8), Some((37, c)));
+        assert_eq!(find_commit(&buf, seed(&[2; 16]), 8), None);
         // The marker of the group that starts at `after` itself is not
         // a later group.
-        assert_eq!(find_commit(&buf, 9), None);
+        assert_eq!(find_commit(&buf, s, 9), None);
         buf[40] ^= 1;
-        assert_eq!(find_commit(&buf, 8), None);
+        assert_eq!(find_commit(&buf, s, 8), None);
     }
 }

@@ -115,6 +115,8 @@ pub struct Removed {
 pub struct Wal {
     dir: PathBuf,
     log_id: [u8; 16],
+    /// Frame CRC seed of this log ([`frame::seed`] of the log id).
+    seed: u32,
     segment_size: u64,
     /// Base LSNs of every segment, ascending; the last is active.
     segments: Vec<u64>,
@@ -142,6 +144,7 @@ impl Wal {
             allocated: active.metadata()?.len(),
             dir: dir.to_path_buf(),
             log_id,
+            seed: frame::seed(&log_id),
             segment_size,
             segments: vec![0],
             active,
@@ -235,6 +238,7 @@ impl Wal {
         let wal = Wal {
             dir: dir.to_path_buf(),
             log_id,
+            seed: frame::seed(&log_id),
             segment_size,
             segments: segs.iter().map(|(b, _)| *b).collect(),
             allocated: active.metadata()?.len(),
@@ -312,7 +316,7 @@ impl Wal {
             )));
         }
         let lsn = self.next_lsn;
-        frame::encode(&mut self.group, lsn, kind, body);
+        frame::encode(&mut self.group, self.seed, lsn, kind, body);
         self.next_lsn += 1;
         Ok(lsn)
     }
@@ -330,7 +334,13 @@ impl Wal {
             first: self.group_first,
             frames: (self.next_lsn - self.group_first) as u32,
         };
-        frame::encode(&mut self.group, marker.lsn, KIND_COMMIT, &marker.encode());
+        frame::encode(
+            &mut self.group,
+            self.seed,
+            marker.lsn,
+            KIND_COMMIT,
+            &marker.encode(),
+        );
         let len = self.group.len() as u64;
         if self.pos + len > self.segment_size && self.pos > segment::HEADER {
             if let Err(e) = self.roll() {
@@ -432,7 +442,7 @@ impl Wal {
             let mut lsn = base;
             let mut group = Vec::new();
             loop {
-                match frame::decode(&buf[pos.min(buf.len())..], lsn) {
+                match frame::decode(&buf[pos.min(buf.len())..], self.seed, lsn) {
                     frame::Decoded::Frame { kind, body, len } => {
                         if kind == KIND_COMMIT {
                             out.append(&mut group);

@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 /// Bytes of a segment header; the first frame starts here.
 pub const HEADER: u64 = 48;
 const MAGIC: &[u8; 8] = b"ORDQWAL\0";
-const VERSION: u32 = 1;
+/// Segment format version: 2 binds every frame's CRC to the log id (1,
+/// written by development builds only, did not).
+const VERSION: u32 = 2;
 
 /// A segment's file name: its base LSN, zero-padded so names sort.
 pub fn name(base: u64) -> String {
@@ -44,6 +46,16 @@ fn header(base: u64, log_id: &[u8; 16]) -> [u8; HEADER as usize] {
     h
 }
 
+/// The frame CRC seed of a segment: from the log id in its header (a
+/// checked header; zeros for one too short).
+pub fn seed_of(buf: &[u8]) -> u32 {
+    let id: [u8; 16] = buf
+        .get(24..40)
+        .and_then(|b| b.try_into().ok())
+        .unwrap_or([0; 16]);
+    frame::seed(&id)
+}
+
 /// Checks a segment header against the expected base LSN and log id.
 pub fn check_header(buf: &[u8], path: &Path, base: u64, log_id: &[u8; 16]) -> Result<()> {
     let bad = |why: &str| Error::Corrupt(format!("{}: {why}", path.display()));
@@ -61,6 +73,11 @@ pub fn check_header(buf: &[u8], path: &Path, base: u64, log_id: &[u8; 16]) -> Re
         return Err(bad("segment header CRC32C mismatch"));
     }
     let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
+    if version < VERSION {
+        return Err(bad(&format!(
+            "segment format version {version} (a development build's, frames not bound to the log id) is not read by this build"
+        )));
+    }
     if version != VERSION {
         return Err(Error::FormatTooNew {
             found: version,
@@ -199,11 +216,12 @@ pub struct Tail {
 /// it, were acknowledged. Otherwise what follows the last whole group is
 /// the `tail` (an unfinished group), for the caller to judge.
 pub fn scan(buf: &[u8], path: &Path, base: u64) -> Result<Scan> {
+    let seed = seed_of(buf);
     let mut pos = HEADER as usize;
     let mut lsn = base;
     let (mut end, mut end_lsn, mut group_first) = (pos, lsn, lsn);
     let why = loop {
-        match frame::decode(&buf[pos.min(buf.len())..], lsn) {
+        match frame::decode(&buf[pos.min(buf.len())..], seed, lsn) {
             Decoded::Frame { kind, body, len } => {
                 if kind == KIND_COMMIT {
                     let want = Commit {
@@ -230,7 +248,7 @@ pub fn scan(buf: &[u8], path: &Path, base: u64) -> Result<Scan> {
         }
     };
     let stop = pos.min(buf.len());
-    if let Some((at, c)) = frame::find_commit(&buf[stop..], end_lsn) {
+    if let Some((at, c)) = frame::find_commit(&buf[stop..], seed, end_lsn) {
         return Err(Error::Corrupt(format!(
             "{} at byte {stop}: {}; a commit marker (LSN {}) follows at byte {}: acknowledged data after a damaged frame",
             path.display(),
