@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -37,6 +38,14 @@ def _result_bytes(rv: Any) -> bytes:
 def _describe(e: BaseException) -> str:
     text = str(e)
     return "%s: %s" % (type(e).__name__, text) if text else type(e).__name__
+
+
+def _on_sigterm(stop: Callable[[], None]) -> Callable[[], None]:
+    """Makes SIGTERM call ``stop`` (main thread only); answers the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.signal(signal.SIGTERM, lambda _sig, _frame: stop())
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 class Worker:
@@ -119,6 +128,12 @@ class Worker:
         self._stop = threading.Event()
         self._hb_stop = threading.Event()
         self._lock = threading.Lock()
+        # Handler threads still running, and a condition to wait for them
+        # on: Thread.join from the main thread can return early after a
+        # KeyboardInterrupt (CPython issue 90882), leaving handlers running.
+        self._alive = 0
+        self._cv = threading.Condition(self._lock)
+        self._done = threading.Event()
         self._active: Dict[Lease, float] = {}
         self._threads: List[threading.Thread] = []
         self._hb_thread: Optional[threading.Thread] = None
@@ -131,8 +146,9 @@ class Worker:
 
     @property
     def running(self) -> bool:
-        """True while any thread of this worker is alive."""
-        return any(t.is_alive() for t in self._threads)
+        """True while any handler thread of this worker is running."""
+        with self._lock:
+            return self._alive > 0
 
     def start(self) -> "Worker":
         """Starts the threads in the background and returns at once."""
@@ -143,24 +159,36 @@ class Worker:
             target=self._heartbeats, name="ordq-heartbeat", daemon=True
         )
         self._hb_thread.start()
+        with self._lock:
+            self._alive = self.concurrency
         for i in range(self.concurrency):
-            t = threading.Thread(target=self._loop, name="ordq-worker-%d" % i, daemon=True)
+            t = threading.Thread(target=self._thread, name="ordq-worker-%d" % i, daemon=True)
             self._threads.append(t)
             t.start()
         return self
 
-    def run(self) -> None:
+    def run(self, grace: Optional[float] = None) -> None:
         """Runs until :meth:`stop` is called (from a handler or another
-        thread) or Ctrl-C (KeyboardInterrupt stops gracefully and returns)."""
+        thread), Ctrl-C (SIGINT) or SIGTERM. Then no task is claimed any
+        more, tasks claimed but not started are released, running handlers
+        finish and report — for up to ``grace`` seconds when given, after
+        which their leases are released so the tasks run again at once
+        elsewhere (a late outcome is then refused and counted in
+        ``lost``) — and run returns. SIGTERM is handled only when run is
+        called from the main thread; the previous handler is restored."""
         self.start()
+        restore = _on_sigterm(self._stop.set)
         try:
-            while self.running:
-                for t in self._threads:
-                    t.join(0.2)
+            while not self._done.wait(0.2):
+                if self._stop.is_set():
+                    break
         except KeyboardInterrupt:
             log.info("interrupted: stopping %r", self)
         finally:
-            self.stop()
+            restore()
+            self.stop(grace)
+            if grace is not None:
+                self._release_running()
         if self._fatal is not None:
             raise self._fatal
 
@@ -170,14 +198,30 @@ class Worker:
         from a handler (it then does not wait for its own thread)."""
         self._stop.set()
         me = threading.current_thread()
+        mine = 1 if me in self._threads else 0
         deadline = None if timeout is None else time.monotonic() + timeout
-        for t in self._threads:
-            if t is not me:
-                t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        if not any(t.is_alive() for t in self._threads if t is not me):
+        with self._cv:
+            while self._alive > mine:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                self._cv.wait(left)
+            idle = self._alive <= mine
+        if idle:
             self._hb_stop.set()
             if self._hb_thread is not None and self._hb_thread is not me:
                 self._hb_thread.join()
+
+    def _release_running(self) -> None:
+        """Releases the leases of handlers still running after the grace."""
+        with self._lock:
+            running = list(self._active)
+        for lease in running:
+            if not lease._settled:
+                try:
+                    lease.release()
+                except Error:
+                    pass
 
     def __enter__(self) -> "Worker":
         return self.start()
@@ -186,6 +230,16 @@ class Worker:
         self.stop()
 
     # -- threads
+
+    def _thread(self) -> None:
+        try:
+            self._loop()
+        finally:
+            with self._cv:
+                self._alive -= 1
+                if self._alive == 0:
+                    self._done.set()
+                self._cv.notify_all()
 
     def _loop(self) -> None:
         q = self.queue
