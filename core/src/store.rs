@@ -61,6 +61,15 @@ fn map_open_err(path: &Path, e: redb::DatabaseError) -> Error {
             "{}: redb file format {v} needs an upgrade",
             path.display()
         )),
+        // Bytes that are not a redb file at all (redb's magic number).
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            Error::Corrupt(format!("{}: not an ordq database ({io})", path.display()))
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(why)) => Error::Corrupt(
+            format!("{}: the state file is damaged ({why})", path.display()),
+        ),
         other => Error::Io(format!("{}: {other}", path.display())),
     }
 }

@@ -230,6 +230,14 @@ fn open_errors_carry_codes() {
     assert_eq!(e.code(), ErrorCode::Corrupt);
     assert!(e.to_string().contains("plain.redb"), "{e}");
 
+    // Corrupt, not Io: a file that is not a redb file at all (the CLI's
+    // exit 19, as docs/CLI.md says).
+    let text = dir.join("notes.ordq");
+    std::fs::write(&text, "hello, not a database\n").unwrap();
+    let e = err(Db::open(&text, opts.clone()));
+    assert_eq!(e.code(), ErrorCode::Corrupt, "{e}");
+    assert!(e.to_string().contains("not an ordq database"), "{e}");
+
     // FormatTooNew: a newer format value in the meta table.
     let newer = dir.join("newer.ordq");
     Db::open(&newer, opts.clone()).unwrap().close();
