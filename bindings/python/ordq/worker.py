@@ -40,12 +40,30 @@ def _describe(e: BaseException) -> str:
     return "%s: %s" % (type(e).__name__, text) if text else type(e).__name__
 
 
-def _on_sigterm(stop: Callable[[], None]) -> Callable[[], None]:
-    """Makes SIGTERM call ``stop`` (main thread only); answers the undo."""
+def _on_signals(stop: Callable[[], None]) -> Callable[[], None]:
+    """Makes SIGTERM and the first SIGINT call ``stop`` instead of raising
+    (main thread only; a second SIGINT raises KeyboardInterrupt as usual);
+    answers the undo. An exception raised inside a lock's wait can leave
+    the lock held and the worker hung, so the first signal only asks."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    previous = signal.signal(signal.SIGTERM, lambda _sig, _frame: stop())
-    return lambda: signal.signal(signal.SIGTERM, previous)
+    asked = []
+
+    def on_int(_sig: int, _frame: Any) -> None:
+        if asked:
+            raise KeyboardInterrupt
+        asked.append(True)
+        log.info("SIGINT: stopping (again to interrupt)")
+        stop()
+
+    prev_term = signal.signal(signal.SIGTERM, lambda _sig, _frame: stop())
+    prev_int = signal.signal(signal.SIGINT, on_int)
+
+    def undo() -> None:
+        signal.signal(signal.SIGTERM, prev_term)
+        signal.signal(signal.SIGINT, prev_int)
+
+    return undo
 
 
 class Worker:
@@ -174,10 +192,11 @@ class Worker:
         finish and report — for up to ``grace`` seconds when given, after
         which their leases are released so the tasks run again at once
         elsewhere (a late outcome is then refused and counted in
-        ``lost``) — and run returns. SIGTERM is handled only when run is
-        called from the main thread; the previous handler is restored."""
+        ``lost``) — and run returns. The signals are handled only when run
+        is called from the main thread (a second Ctrl-C interrupts at once);
+        the previous handlers are restored."""
         self.start()
-        restore = _on_sigterm(self._stop.set)
+        restore = _on_signals(self._stop.set)
         try:
             while not self._done.wait(0.2):
                 if self._stop.is_set():
