@@ -92,6 +92,24 @@ impl StopHandle {
     pub fn is_stopped(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
+
+    /// Stops the worker on SIGINT (Ctrl-C) or SIGTERM (systemd, Docker,
+    /// Kubernetes), gracefully: running handlers finish and report, then
+    /// [`Worker::run`] returns. A second SIGINT or SIGTERM once stopping
+    /// ends the process at once (exit 1). The handlers stay installed for
+    /// the life of the process.
+    pub fn on_signals(&self) -> Result<()> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        use signal_hook::flag;
+        let fail = |e: std::io::Error| {
+            Error::new(ErrorKind::Io, format!("installing signal handlers: {e}"))
+        };
+        for sig in [SIGINT, SIGTERM] {
+            flag::register_conditional_shutdown(sig, 1, self.0.clone()).map_err(fail)?;
+            flag::register(sig, self.0.clone()).map_err(fail)?;
+        }
+        Ok(())
+    }
 }
 
 /// What a [`Worker::run`] did.
@@ -274,7 +292,8 @@ fn panic_text(p: &(dyn Any + Send)) -> String {
 /// third of its duration (or every `heartbeat_every`), extending it by its
 /// original duration, so handlers may run longer than the lease.
 ///
-/// [`Worker::stop_handle`] stops it gracefully (see [`StopHandle`]). A
+/// [`Worker::stop_handle`] stops it gracefully (see [`StopHandle`]);
+/// `worker.stop_handle().on_signals()` makes SIGINT and SIGTERM do so. A
 /// claim or commit error other than a lost lease (e.g. the database was
 /// closed) stops every thread the same way, and `run` returns that error.
 ///
