@@ -14,7 +14,7 @@
 
 use crate::error::{Error, Result};
 use crate::record::{Event, EventKind, LogHeader, StateRec};
-use crate::redo::{KIND_BASE, KIND_PUT};
+use crate::redo::{self, KIND_BASE, KIND_PUT};
 use crate::tables::{self, QUEUES};
 use crate::types::QueueInfo;
 use crate::verify::log as vlog;
@@ -161,7 +161,9 @@ pub(crate) fn run(
         let Some((&table, rest)) = rec.body.split_first() else {
             continue;
         };
-        let Some((k, v)) = split(rest) else { continue };
+        let Ok((k, v)) = redo::split_key(rest) else {
+            continue;
+        };
         match table {
             tables::ID_LOG => {
                 let (qid, offset) = <(u32, u64)>::from_bytes(k);
@@ -305,9 +307,4 @@ fn audit_event(
         EventKind::RedriveHead => t.redriven_head = true,
         EventKind::RedriveNew | EventKind::Purge => {}
     }
-}
-
-fn split(body: &[u8]) -> Option<(&[u8], &[u8])> {
-    let n = u32::from_le_bytes(body.get(..4)?.try_into().ok()?) as usize;
-    Some((body.get(4..4 + n)?, body.get(4 + n..)?))
 }

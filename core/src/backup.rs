@@ -30,11 +30,24 @@ pub struct BackupInfo {
     pub verified_records: u64,
 }
 
-fn tmp_name(to: &Path, what: &str) -> PathBuf {
+/// A temporary name beside `to`, for a copy built before it is renamed
+/// into place.
+pub(crate) fn tmp_name(to: &Path, what: &str) -> PathBuf {
     let name = to
         .file_name()
         .map_or_else(|| "backup".into(), |n| n.to_string_lossy().into_owned());
     to.with_file_name(format!(".{name}.{what}.{}", std::process::id()))
+}
+
+/// Refuses a destination database (or its log) that exists.
+pub(crate) fn refuse_existing(to: &Path, what: &str) -> Result<()> {
+    if to.exists() || wal::dir_of(to).exists() {
+        return Err(Error::AlreadyExists(format!(
+            "{} (or its log) exists; {what} never overwrites",
+            to.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Copies `len` bytes (all when `None`) of `src` to a new file `dst`, synced.
@@ -51,6 +64,29 @@ fn copy_prefix(src: &Path, dst: &Path, len: Option<u64>) -> Result<u64> {
     Ok(n)
 }
 
+/// Copies the log in `log_dir` up to byte `offset` of segment `segment`
+/// into a new directory `dst` (whole segments before it, nothing after),
+/// synced; answers the segments and bytes copied.
+pub(crate) fn copy_log(
+    log_dir: &Path,
+    dst: &Path,
+    segment: u64,
+    offset: u64,
+) -> Result<(usize, u64)> {
+    fs::create_dir(dst)?;
+    let (mut segments, mut bytes) = (0, 0);
+    for (base, path) in segment::list(log_dir)? {
+        if base > segment {
+            continue;
+        }
+        let len = (base == segment).then_some(offset);
+        bytes += copy_prefix(&path, &dst.join(segment::name(base)), len)?;
+        segments += 1;
+    }
+    segment::sync_dir(dst)?;
+    Ok((segments, bytes))
+}
+
 /// Writes the backup of the database whose log is in `log_dir`, as of
 /// `snapshot` at log position `end`, to `to`. Answers what it wrote; the
 /// caller verifies it.
@@ -60,29 +96,12 @@ pub(crate) fn write(
     end: Position,
     to: &Path,
 ) -> Result<BackupInfo> {
+    refuse_existing(to, "a backup")?;
     let to_log = wal::dir_of(to);
-    if to.exists() || to_log.exists() {
-        return Err(Error::AlreadyExists(format!(
-            "{} (or its log) exists; a backup never overwrites",
-            to.display()
-        )));
-    }
     let (tmp_db, tmp_log) = (tmp_name(to, "backup"), tmp_name(to, "backup-log"));
     let r = (|| {
-        let mut bytes = 0;
-        // The log: whole segments before the snapshot's, its segment up to
-        // the snapshot's position, nothing after.
-        fs::create_dir(&tmp_log)?;
-        let mut segments = 0;
-        for (base, path) in segment::list(log_dir)? {
-            if base > end.segment {
-                continue;
-            }
-            let len = (base == end.segment).then_some(end.offset);
-            bytes += copy_prefix(&path, &tmp_log.join(segment::name(base)), len)?;
-            segments += 1;
-        }
-        segment::sync_dir(&tmp_log)?;
+        // The log: up to the snapshot's position, nothing after.
+        let (segments, mut bytes) = copy_log(log_dir, &tmp_log, end.segment, end.offset)?;
         // The state: every row of the snapshot, covering the log up to `end`.
         let db = redb::Database::create(&tmp_db).map_err(|e| Error::Io(e.to_string()))?;
         let txn = db.begin_write()?;

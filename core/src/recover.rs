@@ -4,19 +4,16 @@
 //! original is never written: its log is only read, its state file is read
 //! from a private copy (opening a redb file may repair it in place).
 
+use crate::backup::{copy_log, refuse_existing, tmp_name};
 use crate::checkpoint::{Stored, KIND_CHECKPOINT};
 use crate::error::{Error, Result};
 use crate::redo;
-use crate::tables::{
-    Tx, FORMAT_VERSION, META_CREATED, META_FENCE, META_FORMAT, META_LOG_ID, META_NEXT_QUEUE,
-    META_WAL_LSN,
-};
+use crate::tables::{Tx, FORMAT_VERSION, META_CREATED, META_FORMAT, META_LOG_ID, META_WAL_LSN};
 use crate::verify::{self, log as vlog, Findings, Problem};
 use crate::wal::{self, segment};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// What [`crate::Db::recover`] rebuilt and found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,36 +36,11 @@ pub struct RecoverReport {
     pub difference_count: u64,
 }
 
-fn tmp_name(to: &Path, what: &str) -> PathBuf {
-    let name = to
-        .file_name()
-        .map_or_else(|| "recover".into(), |n| n.to_string_lossy().into_owned());
-    to.with_file_name(format!(".{name}.{what}.{}", std::process::id()))
-}
-
-fn copy_prefix(src: &Path, dst: &Path, len: Option<u64>) -> Result<()> {
-    let f = File::open(src)?;
-    let mut r: Box<dyn Read> = match len {
-        Some(n) => Box::new(f.take(n)),
-        None => Box::new(f),
-    };
-    let mut out = File::create_new(dst)?;
-    std::io::copy(&mut r, &mut out)?;
-    out.flush()?;
-    out.sync_all()?;
-    Ok(())
-}
-
 /// Rebuilds the database at `src` into `out` (see the module docs).
 pub(crate) fn run(src: &Path, out: &Path, checkpoint: Option<u64>) -> Result<RecoverReport> {
     let log_dir = wal::dir_of(src);
     let out_log = wal::dir_of(out);
-    if out.exists() || out_log.exists() {
-        return Err(Error::AlreadyExists(format!(
-            "{} (or its log) exists; recover never overwrites",
-            out.display()
-        )));
-    }
+    refuse_existing(out, "recover")?;
     let segs = segment::list(&log_dir)?;
     let first = segs
         .first()
@@ -110,23 +82,13 @@ pub(crate) fn run(src: &Path, out: &Path, checkpoint: Option<u64>) -> Result<Rec
     });
     let (tmp_db, tmp_log) = (tmp_name(out, "recover"), tmp_name(out, "recover-log"));
     let built = (|| {
-        fs::create_dir(&tmp_log)?;
-        for (base, path) in &segs {
-            if *base > end.segment {
-                continue;
-            }
-            let len = (*base == end.segment).then_some(end.offset);
-            copy_prefix(path, &tmp_log.join(segment::name(*base)), len)?;
-        }
-        segment::sync_dir(&tmp_log)?;
+        copy_log(&log_dir, &tmp_log, end.segment, end.offset)?;
         let db = redb::Database::create(&tmp_db).map_err(|e| Error::Io(e.to_string()))?;
         let txn = db.begin_write()?;
         let mut records = 0u64;
         {
             let mut tx = Tx::open(&txn)?;
-            let meta = tx.meta.raw();
-            meta.insert(META_FENCE, 1u64.to_le_bytes().as_slice())?;
-            meta.insert(META_NEXT_QUEUE, 1u32.to_le_bytes().as_slice())?;
+            crate::tables::seed_new(tx.meta.raw())?;
             for r in read.records.iter().filter(|r| r.lsn < end.lsn) {
                 if r.kind != KIND_CHECKPOINT {
                     redo::apply(&mut tx, r.kind, &r.body)?;

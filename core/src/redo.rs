@@ -66,7 +66,9 @@ pub fn delete_range(table: u8, lo: &[u8], hi: &[u8]) -> (u8, Vec<u8>) {
     (KIND_DELETE_RANGE, with_key(table, lo, hi))
 }
 
-fn split_key(body: &[u8]) -> Result<(&[u8], &[u8])> {
+/// Splits a put or delete-range body (after its table byte) into its key
+/// and the rest.
+pub(crate) fn split_key(body: &[u8]) -> Result<(&[u8], &[u8])> {
     let bad = || Error::Corrupt("redo record: bad key length".into());
     let len = body.get(..4).ok_or_else(bad)?;
     let len = u32::from_le_bytes(len.try_into().map_err(|_| bad())?) as usize;

@@ -6,8 +6,8 @@ use crate::error::{Error, Result};
 use crate::hash::task_id;
 use crate::record::{Chained, Event, LogHeader, StateRec};
 use crate::tables::{
-    Tx, DLQ, EVENTS, FAULTS, FORMAT_OLDEST, FORMAT_VERSION, LOG, META, META_CREATED, META_FENCE,
-    META_FORMAT, META_LOG_ID, META_NEXT_QUEUE, META_WAL_LSN, QUEUES, TASKS,
+    Tx, DLQ, EVENTS, FAULTS, FORMAT_OLDEST, FORMAT_VERSION, LOG, META, META_CREATED, META_FORMAT,
+    META_LOG_ID, META_WAL_LSN, QUEUES, TASKS,
 };
 use crate::types::{Fault, QueueInfo, TaskInfo};
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
@@ -97,9 +97,7 @@ pub(crate) fn create_atomic(path: &Path, opts: &Options, log_id: &[u8; 16]) -> R
             let mut tx = Tx::open(&txn)?;
             tx.meta
                 .insert(META_FORMAT, FORMAT_VERSION.to_le_bytes().as_slice())?;
-            tx.meta.insert(META_FENCE, 1u64.to_le_bytes().as_slice())?;
-            tx.meta
-                .insert(META_NEXT_QUEUE, 1u32.to_le_bytes().as_slice())?;
+            crate::tables::seed_new(tx.meta.raw())?;
             tx.meta
                 .insert(META_CREATED, opts.clock.now_ms().to_le_bytes().as_slice())?;
             tx.meta.insert(META_LOG_ID, log_id.as_slice())?;

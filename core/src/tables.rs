@@ -67,6 +67,17 @@ pub const ID_DLQ: u8 = 8;
 /// Table id of [`IDEM`].
 pub const ID_IDEM: u8 = 9;
 
+/// Writes the meta rows every new database starts with and that creation
+/// writes unlogged: the first fence and the first queue id. Creation, and
+/// whatever rebuilds a state from the log (verify, recover), start here.
+pub(crate) fn seed_new(
+    meta: &mut redb::Table<'_, &'static str, &'static [u8]>,
+) -> Result<(), StorageError> {
+    meta.insert(META_FENCE, 1u64.to_le_bytes().as_slice())?;
+    meta.insert(META_NEXT_QUEUE, 1u32.to_le_bytes().as_slice())?;
+    Ok(())
+}
+
 /// A table of a write transaction whose every change is also recorded as
 /// a redo record (see [`crate::redo`]); reads go to the table itself.
 pub struct Logged<'t, K: Key + 'static, V: Value + 'static> {

@@ -181,11 +181,7 @@ impl Db {
     /// Signatures are checked with `pubkey`, else with the key the database
     /// recorded; with `pubkey` given, an unsigned checkpoint is a problem.
     pub fn verify(&self, pubkey: Option<[u8; 32]>) -> Result<VerifyReport> {
-        let (snapshot, end) = self.call(|reply| Op::Snapshot { reply })?;
-        let dir = crate::wal::dir_of(&self.inner.path);
-        contain_damage(&self.inner.path, || {
-            crate::verify::run(&dir, &snapshot, end.lsn, pubkey, &[])
-        })
+        self.verify_anchored(pubkey, &[])
     }
 
     /// [`Db::verify`], and that every checkpoint of `anchor` (a ledger
@@ -197,10 +193,8 @@ impl Db {
         pubkey: Option<[u8; 32]>,
         anchor: &[LedgerEntry],
     ) -> Result<VerifyReport> {
-        let (snapshot, end) = self.call(|reply| Op::Snapshot { reply })?;
-        let dir = crate::wal::dir_of(&self.inner.path);
-        contain_damage(&self.inner.path, || {
-            crate::verify::run(&dir, &snapshot, end.lsn, pubkey, anchor)
+        self.on_snapshot(|dir, snapshot, end| {
+            crate::verify::run(dir, snapshot, end.lsn, pubkey, anchor)
         })
     }
 
@@ -208,11 +202,7 @@ impl Db {
     /// with its hash and signature, to export and keep outside the machine
     /// (`ordq checkpoint export`).
     pub fn checkpoint_ledger(&self, since: u64) -> Result<Vec<LedgerEntry>> {
-        let (snapshot, end) = self.call(|reply| Op::Snapshot { reply })?;
-        let dir = crate::wal::dir_of(&self.inner.path);
-        contain_damage(&self.inner.path, || {
-            crate::verify::ledger(&dir, &snapshot, end.lsn, since)
-        })
+        self.on_snapshot(|dir, snapshot, end| crate::verify::ledger(dir, snapshot, end.lsn, since))
     }
 
     /// Audits queue `queue` (only the tasks of `key`, if given) from the
@@ -220,11 +210,7 @@ impl Db {
     /// outcome per task. On a read snapshot, while writers go on.
     pub fn audit(&self, queue: &str, key: Option<&str>) -> Result<AuditReport> {
         validate_queue_name(queue)?;
-        let (snapshot, end) = self.call(|reply| Op::Snapshot { reply })?;
-        let dir = crate::wal::dir_of(&self.inner.path);
-        contain_damage(&self.inner.path, || {
-            crate::audit::run(&dir, &snapshot, end.lsn, queue, key)
-        })
+        self.on_snapshot(|dir, snapshot, end| crate::audit::run(dir, snapshot, end.lsn, queue, key))
     }
 
     /// Writes a consistent copy of the database — its state as of a read
@@ -234,12 +220,8 @@ impl Db {
     /// it. See [`crate::backup`].
     pub fn backup(&self, to: impl AsRef<Path>) -> Result<BackupInfo> {
         let to = to.as_ref();
-        let (snapshot, end) = self.call(|reply| Op::Snapshot { reply })?;
-        let dir = crate::wal::dir_of(&self.inner.path);
-        let mut info = contain_damage(&self.inner.path, || {
-            crate::backup::write(&dir, &snapshot, end, to)
-        })?;
-        drop(snapshot);
+        let mut info =
+            self.on_snapshot(|dir, snapshot, end| crate::backup::write(dir, snapshot, end, to))?;
         let copy = Db::open(to, Options::default())?;
         let report = copy.verify(None);
         copy.close();
@@ -301,6 +283,18 @@ impl Db {
         let (tx, rx) = oneshot::channel();
         self.inner.ops.send(make(tx)).map_err(|_| Error::Closed)?;
         rx.recv().ok_or(Error::Closed)?
+    }
+
+    /// Runs `f` on a read snapshot, given the log directory and the log
+    /// position the snapshot is built to (writers go on meanwhile); a redb
+    /// panic on damaged pages becomes `Corrupt`.
+    fn on_snapshot<T>(
+        &self,
+        f: impl FnOnce(&Path, &redb::ReadTransaction, crate::wal::Position) -> Result<T>,
+    ) -> Result<T> {
+        let (snapshot, end) = self.call(|reply| Op::Snapshot { reply })?;
+        let dir = crate::wal::dir_of(&self.inner.path);
+        contain_damage(&self.inner.path, || f(&dir, &snapshot, end))
     }
 
     /// A read snapshot holding every change answered before the call.

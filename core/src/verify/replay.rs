@@ -11,7 +11,7 @@ use crate::hash::{self, Digest, GENESIS};
 use crate::record::QueueState;
 use crate::redo;
 use crate::rows::{self, table_name};
-use crate::tables::{self, Tx, META, META_FENCE, META_NEXT_QUEUE};
+use crate::tables::{self, Tx, META, META_FENCE};
 use ed25519_dalek::VerifyingKey;
 use redb::ReadableTable;
 
@@ -205,48 +205,31 @@ pub(super) fn run(
     {
         let mut tx = Tx::open(&txn)?;
         // A new database's first rows, which creation writes unlogged.
-        tx.meta
-            .raw()
-            .insert(META_FENCE, 1u64.to_le_bytes().as_slice())?;
-        tx.meta
-            .raw()
-            .insert(META_NEXT_QUEUE, 1u32.to_le_bytes().as_slice())?;
+        tables::seed_new(tx.meta.raw())?;
         let mut prev = from_start.then_some((0, GENESIS));
         for r in &read.records {
             if r.kind == KIND_CHECKPOINT {
-                if from_start {
-                    check_checkpoint(
-                        &tx,
-                        r.lsn,
-                        &r.body,
-                        &mut prev,
-                        key.as_ref(),
-                        required,
-                        log_id,
-                        report,
-                        f,
-                    )?;
-                } else {
-                    // Only the chain and signatures can be checked.
-                    let mut scratch = Findings::default();
-                    check_checkpoint(
-                        &tx,
-                        r.lsn,
-                        &r.body,
-                        &mut prev,
-                        key.as_ref(),
-                        required,
-                        log_id,
-                        report,
-                        &mut scratch,
-                    )?;
-                    for p in scratch
-                        .list
-                        .into_iter()
-                        .filter(|p| p.class == ProblemClass::Signature)
-                    {
-                        f.add(p.class, p.at, p.why);
-                    }
+                // Without the log's start only the chain and the signatures
+                // can be checked: the heads' problems are dropped.
+                let mut scratch = Findings::default();
+                let sink = if from_start { &mut *f } else { &mut scratch };
+                check_checkpoint(
+                    &tx,
+                    r.lsn,
+                    &r.body,
+                    &mut prev,
+                    key.as_ref(),
+                    required,
+                    log_id,
+                    report,
+                    sink,
+                )?;
+                for p in scratch
+                    .list
+                    .into_iter()
+                    .filter(|p| p.class == ProblemClass::Signature)
+                {
+                    f.add(p.class, p.at, p.why);
                 }
             } else if from_start {
                 if let Err(e) = redo::apply(&mut tx, r.kind, &r.body) {
