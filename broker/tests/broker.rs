@@ -59,8 +59,14 @@ impl Raw {
     }
 
     fn send_raw(&mut self, bytes: &[u8]) {
-        self.w.write_all(bytes).unwrap();
-        self.w.flush().unwrap();
+        self.try_send_raw(bytes).unwrap();
+    }
+
+    /// Writes raw bytes, returning the write error (a refused connection may
+    /// be closed by the broker before the write).
+    fn try_send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.w.write_all(bytes)?;
+        self.w.flush()
     }
 
     /// Sends a request; returns its id.
@@ -813,14 +819,21 @@ fn the_connection_limit_refuses_extra_clients() {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let mut c = Raw::connect(&uri);
-        c.send(
-            "hello",
-            json!({"protocol": PROTOCOL_VERSION, "client": "t"}),
-        );
-        let v = c.recv().unwrap();
+        let hello = json!({"id": 1, "op": "hello",
+            "args": {"protocol": PROTOCOL_VERSION, "client": "t"}});
+        let mut frame = serde_json::to_vec(&hello).unwrap();
+        frame.push(b'\n');
+        // Until the broker has seen c1 go, it refuses: the refusal frame may
+        // arrive (and the socket close) before our hello is written.
+        let sent = c.try_send_raw(&frame);
+        let v = c
+            .recv()
+            .expect("the broker answers or refuses, never just closes");
         if v.get("ok").is_some() {
+            assert!(sent.is_ok());
             break;
         }
+        assert_eq!(v["error"]["name"], "UNAVAILABLE", "{v}");
         assert!(Instant::now() < deadline, "{v}");
         std::thread::sleep(Duration::from_millis(20));
     }
