@@ -90,7 +90,7 @@
 /**
  * ABI minor version: additions only (within a non-zero major).
  */
-#define ORDQ_ABI_VERSION_MINOR 4
+#define ORDQ_ABI_VERSION_MINOR 5
 
 /**
  * ABI patch version: no interface change.
@@ -380,6 +380,21 @@ typedef struct ordq_options {
    * Length of `runtime` in bytes (0 when NULL).
    */
   size_t runtime_len;
+  /**
+   * A missing file is `ORDQ_NOT_FOUND` instead of a new database
+   * (default false: created crash-atomically). Ignored in remote mode.
+   */
+  bool must_exist;
+  /**
+   * Ed25519 signing key (its 32-byte seed) for checkpoint records, or
+   * NULL (default: checkpoints unsigned). Copied at open. Ignored in
+   * remote mode (the broker's key signs).
+   */
+  const uint8_t *signing_key;
+  /**
+   * Length of `signing_key` in bytes: 32, or 0 when NULL.
+   */
+  size_t signing_key_len;
 } ordq_options;
 
 /**
@@ -860,6 +875,21 @@ ordq_status ordq_queue_create(const struct ordq_db *db,
                               size_t name_len,
                               const struct ordq_queue_config *cfg,
                               struct ordq_error **err_out);
+
+/**
+ * Like `ordq_queue_create`, but a queue of that name that exists with the
+ * same configuration is success (atomically: of concurrent callers one
+ * creates it). Existing with another configuration gives
+ * `ORDQ_ALREADY_EXISTS` with a message naming the fields that differ.
+ *
+ * # Safety
+ * Pointer arguments follow the rules at the top of this header.
+ */
+ordq_status ordq_queue_create_if_not_exists(const struct ordq_db *db,
+                                            const char *name,
+                                            size_t name_len,
+                                            const struct ordq_queue_config *cfg,
+                                            struct ordq_error **err_out);
 
 /**
  * Writes queue `name`'s configuration to `*cfg_out`; `ORDQ_NOT_FOUND` for

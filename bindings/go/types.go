@@ -95,6 +95,7 @@ type QueueStats struct {
 	RetryWait          uint64       `json:"retry_wait"`            // tasks waiting for a retry
 	Done               uint64       `json:"done"`                  // tasks done
 	Dead               uint64       `json:"dead"`                  // dead letters held
+	Unfinished         uint64       `json:"unfinished"`            // ready + leased + retry_wait: 0 when drained
 	OldestPendingAgeMs uint64       `json:"oldest_pending_age_ms"` // age of the oldest unfinished task, ms (0 if none)
 	NextOffset         uint64       `json:"next_offset"`           // offset of the next enqueue
 	Shards             []ShardStats `json:"shards"`                // indexed by shard

@@ -74,6 +74,9 @@ pub(crate) fn dispatch(db: &Db, id: u64, req: Request, stopping: &AtomicBool) ->
         ),
         Request::Ping(_) => Answer::of(id, Ok(NoArgs {})),
         Request::Sync(_) => Answer::of(id, none(db.sync())),
+        Request::CreateQueue(a) if a.if_not_exists => {
+            Answer::of(id, db.create_queue_if_not_exists(&a.queue, a.config))
+        }
         Request::CreateQueue(a) => Answer::of(id, db.create_queue(&a.queue, a.config)),
         Request::GetQueue(a) => Answer::of(id, db.queue(&a.queue)),
         Request::ListQueues(_) => Answer::of(id, db.list_queues()),

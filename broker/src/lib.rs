@@ -114,7 +114,7 @@ impl std::fmt::Debug for BrokerConfig {
 impl BrokerConfig {
     /// Checks limits and the security rules: TCP needs a token, and
     /// addresses beyond loopback need `allow_remote`.
-    fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidArgument(m));
         if self.listen.is_empty() {
             return bad("the broker needs at least one listen address".into());

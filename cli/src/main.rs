@@ -225,6 +225,10 @@ struct QueueCreateArgs {
     /// Fraction of each delay randomly taken off, in [0, 1].
     #[arg(long, default_value_t = 0.2)]
     backoff_jitter: f64,
+    /// Succeed when the queue exists with this same configuration (one
+    /// that differs is still an error naming the fields).
+    #[arg(long)]
+    if_not_exists: bool,
 }
 
 /// Lane grouping.
@@ -898,9 +902,16 @@ fn queue_cmd(t: &Target, json: bool, cmd: &QueueCmd) -> Result<(), CliError> {
                     DlqPolicyArg::Block => DlqPolicy::Block,
                 },
             };
-            let q = t.create_queue(&a.name, cfg)?;
+            let existed = a.if_not_exists && t.queue(&a.name).is_ok();
+            let q = if a.if_not_exists {
+                t.create_queue_if_not_exists(&a.name, cfg)?
+            } else {
+                t.create_queue(&a.name, cfg)?
+            };
             if json {
                 print_json(&serde_json::to_value(&q).unwrap_or(Value::Null));
+            } else if existed {
+                println!("queue {} exists (id {})", q.name, q.id);
             } else {
                 println!("created queue {} (id {})", q.name, q.id);
             }

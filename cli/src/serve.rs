@@ -51,6 +51,10 @@ pub struct ServeArgs {
     /// this (e.g. 7d); default: keep the whole log (verify and audit read it).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     log_retention: Option<Duration>,
+    /// Refuse to create the database file when it is missing (NOT_FOUND,
+    /// exit 12) instead of serving a new, empty one.
+    #[arg(long)]
+    must_exist: bool,
 }
 
 /// Reads the token: the file's content without trailing whitespace.
@@ -159,8 +163,12 @@ pub fn run(
     let opts = Options {
         log_retention: args.log_retention,
         signing_key,
+        must_exist: args.must_exist,
         ..Options::default()
     };
+    // Before the database is opened: a refused configuration must not
+    // leave a new, empty database file behind.
+    cfg.validate()?;
     let db = Db::open(path, opts)?;
     let broker = match Broker::start(db.clone(), cfg) {
         Ok(b) => b,

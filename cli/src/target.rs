@@ -135,6 +135,15 @@ impl Target {
         Ok(self.engine().create_queue(name, cfg)?)
     }
 
+    /// See [`Db::create_queue_if_not_exists`].
+    pub fn create_queue_if_not_exists(
+        &self,
+        name: &str,
+        cfg: QueueConfig,
+    ) -> Result<QueueInfo, CliError> {
+        Ok(self.engine().create_queue_if_not_exists(name, cfg)?)
+    }
+
     /// See [`Db::queue`].
     pub fn queue(&self, name: &str) -> Result<QueueInfo, CliError> {
         Ok(self.engine().queue(name)?)

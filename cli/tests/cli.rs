@@ -131,6 +131,23 @@ fn init_and_queue_lifecycle() {
     ]);
     e.ok(&["queue", "create", "other"]);
     assert_err(&e.run(&["queue", "create", "jobs"]), 13, "ALREADY_EXISTS");
+    let out = e.ok(&["queue", "create", "other", "--if-not-exists"]);
+    assert!(out.contains("queue other exists"), "{out}");
+    let out = e.ok(&["queue", "create", "fresh", "--if-not-exists"]);
+    assert!(out.contains("created queue fresh"), "{out}");
+    assert_err(
+        &e.run(&[
+            "queue",
+            "create",
+            "other",
+            "--if-not-exists",
+            "--shards",
+            "3",
+        ]),
+        13,
+        "shards=3 (exists with 16)",
+    );
+    e.ok(&["queue", "delete", "fresh", "--yes"]);
 
     let list = e.json(&["queue", "list"]);
     let names: Vec<&str> = list

@@ -185,6 +185,20 @@ fn unsafe_configurations_are_refused_with_one_clear_line() {
         ordq(&["serve", "--db", db]).output().unwrap().status.code(),
         Some(2)
     );
+    assert!(
+        !std::path::Path::new(db).exists(),
+        "a refused serve leaves no database behind"
+    );
+    // --must-exist: a missing database is NOT_FOUND (exit 12), none made.
+    let sock = dir.0.join("s.sock");
+    let listen = format!("unix://{}", sock.display());
+    let out = ordq(&["serve", "--db", db, "--listen", &listen, "--must-exist"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(12), "{err}");
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!std::path::Path::new(db).exists());
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +61,10 @@ pub struct Options {
     /// and a database whose recorded key differs refuses to open with
     /// another. `None`: checkpoints are hash-chained but unsigned.
     pub signing_key: Option<[u8; 32]>,
+    /// Refuse to create the database: a missing file is `NotFound`
+    /// instead of a new, empty database (default `false`: created
+    /// crash-atomically if missing). Guards against a typo in a path.
+    pub must_exist: bool,
 }
 
 impl Default for Options {
@@ -78,6 +83,7 @@ impl Default for Options {
             checkpoint_interval: Duration::from_secs(1),
             log_retention: None,
             signing_key: None,
+            must_exist: false,
         }
     }
 }
@@ -198,6 +204,32 @@ impl Default for QueueConfig {
 }
 
 impl QueueConfig {
+    /// Each field where `self` differs from `existing`, as
+    /// `field=WANTED (exists with HAVE)` (nested fields dotted), for the
+    /// error of a create-if-not-exists that finds another configuration.
+    pub fn differences(&self, existing: &QueueConfig) -> Vec<String> {
+        fn walk(prefix: &str, want: &Value, have: &Value, out: &mut Vec<String>) {
+            match (want, have) {
+                (Value::Object(w), Value::Object(h)) => {
+                    for (k, wv) in w {
+                        let name = if prefix.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{prefix}.{k}")
+                        };
+                        walk(&name, wv, h.get(k).unwrap_or(&Value::Null), out);
+                    }
+                }
+                _ if want != have => out.push(format!("{prefix}={want} (exists with {have})")),
+                _ => {}
+            }
+        }
+        let as_value = |c: &QueueConfig| serde_json::to_value(c).unwrap_or(Value::Null);
+        let mut out = Vec::new();
+        walk("", &as_value(self), &as_value(existing), &mut out);
+        out
+    }
+
     /// Checks every field's range.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::InvalidArgument(m.to_string()));

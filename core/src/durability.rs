@@ -243,6 +243,20 @@ pub(crate) fn open(path: &Path, opts: &Options) -> Result<(redb::Database, Wal, 
     store::sweep_stale_temps(path);
     let dir = wal::dir_of(path);
     if !path.exists() {
+        if opts.must_exist {
+            return Err(Error::NotFound(format!(
+                "database {} does not exist (must_exist is set)",
+                path.display()
+            )));
+        }
+        let parent = store::parent(path);
+        if !parent.is_dir() {
+            return Err(Error::Io(format!(
+                "cannot create database {}: directory {} does not exist",
+                path.display(),
+                parent.display()
+            )));
+        }
         let _lock = CreationLock::take(path)?;
         if !path.exists() {
             let id = new_log_id()?;

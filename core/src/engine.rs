@@ -24,6 +24,8 @@ pub trait Engine: Send + Sync {
     fn sync(&self) -> Result<()>;
     /// See [`Db::create_queue`].
     fn create_queue(&self, name: &str, cfg: QueueConfig) -> Result<QueueInfo>;
+    /// See [`Db::create_queue_if_not_exists`].
+    fn create_queue_if_not_exists(&self, name: &str, cfg: QueueConfig) -> Result<QueueInfo>;
     /// See [`Db::queue`].
     fn queue(&self, name: &str) -> Result<QueueInfo>;
     /// See [`Db::list_queues`].
@@ -83,6 +85,9 @@ impl Engine for Db {
     }
     fn create_queue(&self, name: &str, cfg: QueueConfig) -> Result<QueueInfo> {
         Db::create_queue(self, name, cfg)
+    }
+    fn create_queue_if_not_exists(&self, name: &str, cfg: QueueConfig) -> Result<QueueInfo> {
+        Db::create_queue_if_not_exists(self, name, cfg)
     }
     fn queue(&self, name: &str) -> Result<QueueInfo> {
         Db::queue(self, name)

@@ -23,7 +23,8 @@ fn temp_prefix(path: &Path) -> String {
     format!(".{name}.creating.")
 }
 
-fn parent(path: &Path) -> PathBuf {
+/// The directory `path` is in (`.` for a bare file name).
+pub(crate) fn parent(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

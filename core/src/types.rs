@@ -284,6 +284,9 @@ pub struct QueueStats {
     pub done: u64,
     /// Dead letters currently held.
     pub dead: u64,
+    /// Tasks not yet done or dead: ready + leased + retry_wait. A queue is
+    /// drained when this is 0 (what drain-and-exit workers wait for).
+    pub unfinished: u64,
     /// Age of the oldest unfinished task, ms (0 if none).
     pub oldest_pending_age_ms: u64,
     /// Offset the next enqueue gets.

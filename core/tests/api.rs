@@ -614,6 +614,81 @@ fn queue_create_twice_is_already_exists() {
 }
 
 #[test]
+fn create_if_not_exists_answers_the_same_config_and_names_a_different_one() {
+    let t = TestDb::new();
+    let cfg = QueueConfig {
+        shards: 4,
+        ..Default::default()
+    };
+    let first = t.create_queue_if_not_exists("q", cfg.clone()).unwrap();
+    assert_eq!(first.config, cfg);
+    let again = t.create_queue_if_not_exists("q", cfg.clone()).unwrap();
+    assert_eq!(again, first, "the existing queue, not a new one");
+    let other = QueueConfig {
+        max_attempts: 3,
+        backoff: Backoff {
+            multiplier: 3.0,
+            ..cfg.backoff
+        },
+        ..cfg.clone()
+    };
+    match t.create_queue_if_not_exists("q", other) {
+        Err(Error::AlreadyExists(m)) => {
+            assert!(m.contains("max_attempts=3 (exists with 10)"), "{m}");
+            assert!(
+                m.contains("backoff.multiplier=3.0 (exists with 2.0)"),
+                "{m}"
+            );
+            assert!(!m.contains("shards"), "{m}");
+        }
+        r => panic!("{r:?}"),
+    }
+    assert!(matches!(
+        t.create_queue("q", cfg.clone()),
+        Err(Error::AlreadyExists(_))
+    ));
+    assert_eq!(t.list_queues().unwrap().len(), 1);
+    // Racing callers: one creates, every one gets the same queue.
+    let infos: Vec<QueueInfo> = thread::scope(|s| {
+        let hs: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| t.create_queue_if_not_exists("race", cfg.clone()).unwrap()))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(infos.iter().all(|i| i == &infos[0]), "{infos:?}");
+    assert_eq!(t.list_queues().unwrap().len(), 2);
+}
+
+#[test]
+fn must_exist_refuses_a_missing_file_and_a_missing_directory_is_named() {
+    let dir = TempDir::new("must-exist");
+    let path = dir.join("typo.ordq");
+    let opts = Options {
+        must_exist: true,
+        ..Options::default()
+    };
+    match Db::open(&path, opts.clone()) {
+        Err(Error::NotFound(m)) => assert!(m.contains("typo.ordq"), "{m}"),
+        r => panic!("{:?}", r.map(|_| ())),
+    }
+    assert!(!path.exists(), "nothing created");
+    assert!(!dir.join("typo.ordq.log").exists(), "no log created");
+    Db::open(&path, Options::default()).unwrap().close();
+    Db::open(&path, opts).unwrap().close();
+    let nested = dir.join("no/such/dir/x.ordq");
+    match Db::open(&nested, Options::default()) {
+        Err(Error::Io(m)) => {
+            assert!(m.contains("no/such/dir"), "{m}");
+            assert!(
+                !m.contains(".tmp"),
+                "names the path given, not a temp file: {m}"
+            );
+        }
+        r => panic!("{:?}", r.map(|_| ())),
+    }
+}
+
+#[test]
 fn queue_delete_removes_its_tasks_and_recreate_starts_at_offset_zero() {
     let mut t = TestDb::new();
     let old = t

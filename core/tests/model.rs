@@ -997,6 +997,7 @@ impl Model {
             retry_wait: retry,
             done: self.totals.completed,
             dead: self.dlq().len() as u64,
+            unfinished: pending,
             oldest_pending_age_ms: oldest,
             next_offset: self.tasks.len() as u64,
             shards,

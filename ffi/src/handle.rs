@@ -7,7 +7,7 @@
 
 use crate::base::ordq_status;
 use crate::base::{
-    boundary, boundary_value, obj, opt_obj, opt_str_in, str_in, usize_from_u64, Out,
+    boundary, boundary_value, obj, opt_obj, opt_str_in, slice_in, str_in, usize_from_u64, Out,
 };
 use crate::base::{ordq_error, Failure, FfiResult};
 use ordq_core::{Db, Durability, Engine, Options};
@@ -95,6 +95,15 @@ pub struct ordq_options {
     pub runtime: *const c_char,
     /// Length of `runtime` in bytes (0 when NULL).
     pub runtime_len: usize,
+    /// A missing file is `ORDQ_NOT_FOUND` instead of a new database
+    /// (default false: created crash-atomically). Ignored in remote mode.
+    pub must_exist: bool,
+    /// Ed25519 signing key (its 32-byte seed) for checkpoint records, or
+    /// NULL (default: checkpoints unsigned). Copied at open. Ignored in
+    /// remote mode (the broker's key signs).
+    pub signing_key: *const u8,
+    /// Length of `signing_key` in bytes: 32, or 0 when NULL.
+    pub signing_key_len: usize,
 }
 
 impl Default for ordq_options {
@@ -116,13 +125,20 @@ impl Default for ordq_options {
             client_len: 0,
             runtime: std::ptr::null(),
             runtime_len: 0,
+            must_exist: false,
+            signing_key: std::ptr::null(),
+            signing_key_len: 0,
         }
     }
 }
 
 impl ordq_options {
-    /// The engine's options; rejects unknown enum values.
-    fn to_core(self) -> FfiResult<Options> {
+    /// The engine's options; rejects unknown enum values and a signing
+    /// key that is not 32 bytes.
+    ///
+    /// # Safety
+    /// `signing_key` follows the input rules of the header.
+    unsafe fn to_core(self) -> FfiResult<Options> {
         let d = Options::default();
         let durability = match self.durability {
             ORDQ_DURABILITY_IMMEDIATE => Durability::Immediate,
@@ -134,6 +150,19 @@ impl ordq_options {
             }
         };
         let or_default = |v: u64, d: usize| if v == 0 { d } else { usize_from_u64(v) };
+        let signing_key = if self.signing_key.is_null() && self.signing_key_len == 0 {
+            None
+        } else {
+            // SAFETY: forwarded caller contract for `signing_key`.
+            let key =
+                unsafe { slice_in(self.signing_key, self.signing_key_len, "opts.signing_key")? };
+            Some(<[u8; 32]>::try_from(key).map_err(|_| {
+                Failure::invalid(format!(
+                    "opts.signing_key is {} bytes; an Ed25519 seed is 32",
+                    key.len()
+                ))
+            })?)
+        };
         Ok(Options {
             durability,
             max_payload: usize_from_u64(self.max_payload),
@@ -143,6 +172,8 @@ impl ordq_options {
             retain_done: Duration::from_millis(self.retain_done_ms),
             max_batch: or_default(self.max_batch, d.max_batch),
             cache_size: or_default(self.cache_size, d.cache_size),
+            must_exist: self.must_exist,
+            signing_key,
             ..d
         })
     }
@@ -277,7 +308,8 @@ pub unsafe extern "C" fn ordq_open(
             )
         };
         let backend = match parse_uri(uri)? {
-            Target::File(path) => Backend::Local(Db::open(path, opts.to_core()?)?),
+            // SAFETY: caller contract for the option struct's signing key.
+            Target::File(path) => Backend::Local(Db::open(path, unsafe { opts.to_core() }?)?),
             // SAFETY: caller contract for the option struct's strings.
             Target::Remote => Backend::Remote(Client::connect(uri, unsafe { opts.to_client() }?)?),
         };
@@ -375,10 +407,16 @@ mod tests {
         );
     }
 
+    /// `to_core` of options whose pointers are NULL or point into the test.
+    fn core(o: ordq_options) -> FfiResult<Options> {
+        // SAFETY: every pointer field is NULL or borrowed from a live local.
+        unsafe { o.to_core() }
+    }
+
     #[test]
     fn options_defaults_match_core_and_enums_are_checked() {
         let o = ordq_options::default();
-        let c = o.to_core().unwrap();
+        let c = core(o).unwrap();
         let d = Options::default();
         assert_eq!(c.max_payload, d.max_payload);
         assert_eq!(c.retain_done, d.retain_done);
@@ -388,13 +426,37 @@ mod tests {
             cache_size: 0,
             ..o
         };
-        let z = zero.to_core().unwrap();
+        let z = core(zero).unwrap();
         assert_eq!((z.max_batch, z.cache_size), (d.max_batch, d.cache_size));
         let bad = ordq_options { durability: 7, ..o };
         assert_eq!(
-            bad.to_core().unwrap_err().code,
+            core(bad).unwrap_err().code,
             ordq_status::ORDQ_INVALID_ARGUMENT
         );
+        assert!(!c.must_exist && c.signing_key.is_none());
+        let seed = [7u8; 32];
+        let keyed = ordq_options {
+            must_exist: true,
+            signing_key: seed.as_ptr(),
+            signing_key_len: 32,
+            ..o
+        };
+        let k = core(keyed).unwrap();
+        assert!(k.must_exist);
+        assert_eq!(k.signing_key, Some(seed));
+        let short = ordq_options {
+            signing_key: seed.as_ptr(),
+            signing_key_len: 31,
+            ..o
+        };
+        let e = core(short).unwrap_err();
+        assert_eq!(e.code, ordq_status::ORDQ_INVALID_ARGUMENT);
+        assert!(e.message.contains("31 bytes"), "{}", e.message);
+        let null = ordq_options {
+            signing_key_len: 32,
+            ..o
+        };
+        assert_eq!(core(null).unwrap_err().code, ordq_status::ORDQ_NULL_POINTER);
     }
 
     #[test]

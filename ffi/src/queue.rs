@@ -160,6 +160,39 @@ pub unsafe extern "C" fn ordq_queue_create(
     })
 }
 
+/// Like `ordq_queue_create`, but a queue of that name that exists with the
+/// same configuration is success (atomically: of concurrent callers one
+/// creates it). Existing with another configuration gives
+/// `ORDQ_ALREADY_EXISTS` with a message naming the fields that differ.
+///
+/// # Safety
+/// Pointer arguments follow the rules at the top of this header.
+#[no_mangle]
+pub unsafe extern "C" fn ordq_queue_create_if_not_exists(
+    db: *const ordq_db,
+    name: *const c_char,
+    name_len: usize,
+    cfg: *const ordq_queue_config,
+    err_out: *mut *mut ordq_error,
+) -> ordq_status {
+    boundary(err_out, || {
+        // SAFETY: caller contract for every pointer argument.
+        let (db, name, cfg) = unsafe {
+            (
+                obj(db, "db")?,
+                str_in(name, name_len, "name")?,
+                opt_obj(cfg, "cfg")?.copied(),
+            )
+        };
+        let cfg = match cfg {
+            Some(c) => c.to_core()?,
+            None => QueueConfig::default(),
+        };
+        db.engine().create_queue_if_not_exists(name, cfg)?;
+        Ok(())
+    })
+}
+
 /// Writes queue `name`'s configuration to `*cfg_out`; `ORDQ_NOT_FOUND` for
 /// an unknown queue.
 ///

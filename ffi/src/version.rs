@@ -7,7 +7,7 @@ use std::ffi::c_char;
 /// load the library (while it is 0, the minor version too).
 pub const ORDQ_ABI_VERSION_MAJOR: u32 = 0;
 /// ABI minor version: additions only (within a non-zero major).
-pub const ORDQ_ABI_VERSION_MINOR: u32 = 4;
+pub const ORDQ_ABI_VERSION_MINOR: u32 = 5;
 /// ABI patch version: no interface change.
 pub const ORDQ_ABI_VERSION_PATCH: u32 = 0;
 /// The ABI version this header describes, packed as

@@ -10,6 +10,9 @@
         for lease in q.claim(worker="py-1", max=10, wait=1.0):
             lease.complete(b"sent")
 
+For asyncio, :mod:`ordq.aio` has the same API as coroutines and an async
+worker (``await ordq.aio.open(...)``; imported on first use).
+
 The shared library is found through ``ORDQ_LIBRARY``, then next to this
 package (a bundled copy), then in the ordq repository's ``target/release``
 (and ``target/debug``); its ABI version is checked on import. See
@@ -17,6 +20,9 @@ package (a bundled copy), then in the ordq repository's ``target/release``
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from . import _ffi
 from ._core import Db, DeadLetters, Lease, Queue, open
@@ -54,9 +60,9 @@ from .types import (
     Token,
     Totals,
 )
-from .worker import Worker
+from .worker import Worker, json_handler
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 #: Path of the loaded shared library.
 LIBRARY_PATH: str = str(_ffi.LIBRARY_PATH)
@@ -72,6 +78,14 @@ def abi_version() -> str:
     return _ffi.format_version(_ffi.lib.ordq_abi_version())
 
 
+def __getattr__(name: str) -> Any:
+    """Imports :mod:`ordq.aio` on first use of ``ordq.aio`` (so that
+    ``import ordq`` does not import asyncio)."""
+    if name == "aio":
+        return importlib.import_module(".aio", __name__)
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
+
 __all__ = [
     "open",
     "Db",
@@ -79,6 +93,7 @@ __all__ = [
     "Lease",
     "DeadLetters",
     "Worker",
+    "json_handler",
     "Receipt",
     "Completion",
     "FailOutcome",

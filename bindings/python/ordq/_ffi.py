@@ -36,7 +36,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 # --------------------------------------------------------------------------
 
 ORDQ_ABI_VERSION_MAJOR = 0
-ORDQ_ABI_VERSION_MINOR = 4
+ORDQ_ABI_VERSION_MINOR = 5
 ORDQ_ABI_VERSION_PATCH = 0
 ORDQ_ABI_VERSION = (
     (ORDQ_ABI_VERSION_MAJOR << 16) | (ORDQ_ABI_VERSION_MINOR << 8) | ORDQ_ABI_VERSION_PATCH
@@ -161,6 +161,9 @@ class ordq_options(Structure):
         ("client_len", c_size_t),
         ("runtime", c_char_p),
         ("runtime_len", c_size_t),
+        ("must_exist", c_bool),
+        ("signing_key", c_char_p),
+        ("signing_key_len", c_size_t),
     ]
 
 
@@ -364,6 +367,10 @@ FUNCTIONS: Dict[str, Tuple[Optional[type], Sequence[type]]] = {
     "ordq_db_sync": (ordq_status, (_P(ordq_db), _ERR)),
     "ordq_queue_config_init": (None, (_P(ordq_queue_config),)),
     "ordq_queue_create": (
+        ordq_status,
+        (_P(ordq_db), c_char_p, c_size_t, _P(ordq_queue_config), _ERR),
+    ),
+    "ordq_queue_create_if_not_exists": (
         ordq_status,
         (_P(ordq_db), c_char_p, c_size_t, _P(ordq_queue_config), _ERR),
     ),

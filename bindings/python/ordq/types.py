@@ -244,6 +244,9 @@ class QueueStats:
     retry_wait: int
     done: int
     dead: int
+    #: Tasks not yet done or dead (ready + leased + retry_wait, counted by
+    #: the engine): 0 means the queue is drained.
+    unfinished: int
     oldest_pending_age_ms: int
     next_offset: int
     shards: List[ShardStats]

@@ -111,7 +111,7 @@ def test_a_different_abi_version_is_refused(
     lib = _fake_library(tmp_path, version, "fake%d" % version)
     r = import_in_child(ORDQ_LIBRARY=str(lib))
     assert r.returncode != 0
-    assert "has ABI version %s, but this package was built for ABI 0.4.0" % text in r.stderr
+    assert "has ABI version %s, but this package was built for ABI 0.5.0" % text in r.stderr
     assert reason in r.stderr
     assert "make build" in r.stderr
 

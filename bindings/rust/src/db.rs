@@ -98,6 +98,12 @@ fn c_options(o: &Options) -> ordq_options {
         client_len: CLIENT.len(),
         runtime: "rust".as_ptr().cast(),
         runtime_len: "rust".len(),
+        must_exist: o.must_exist,
+        signing_key: o
+            .signing_key
+            .as_ref()
+            .map_or(std::ptr::null(), |k| k.as_ptr()),
+        signing_key_len: o.signing_key.map_or(0, |k| k.len()),
     }
 }
 
@@ -233,6 +239,15 @@ impl Db {
     /// [`ErrorKind::AlreadyExists`] if it exists.
     pub fn create_queue(&self, name: &str, config: &QueueConfig) -> Result<()> {
         self.handle.queue_create(name, &c_queue_config(config))
+    }
+
+    /// Creates queue `name` unless it exists with the same configuration
+    /// (atomic under concurrent callers); existing with another
+    /// configuration is [`ErrorKind::AlreadyExists`], naming the fields
+    /// that differ.
+    pub fn create_queue_if_not_exists(&self, name: &str, config: &QueueConfig) -> Result<()> {
+        self.handle
+            .queue_create_if_not_exists(name, &c_queue_config(config))
     }
 
     /// Queue `name`'s info (id, configuration, creation time);

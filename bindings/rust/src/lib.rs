@@ -69,7 +69,7 @@ pub use worker::{HandlerError, StopHandle, Worker, WorkerReport};
 pub const ABI_MAJOR: u32 = 0;
 /// Minor ABI version this crate was written for (while the major is 0,
 /// [`Db::open`] refuses another minor too).
-pub const ABI_MINOR: u32 = 4;
+pub const ABI_MINOR: u32 = 5;
 
 /// The linked library's ABI version as `(major, minor, patch)`
 /// (`ordq_abi_version`).

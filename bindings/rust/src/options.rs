@@ -61,6 +61,13 @@ pub struct Options {
     /// resolution); a claim adds its wait. A call not answered in time
     /// fails with [`crate::ErrorKind::Unavailable`].
     pub timeout: Option<Duration>,
+    /// A missing file is [`crate::ErrorKind::NotFound`] instead of a new
+    /// database (default `false`: created crash-atomically). A guard
+    /// against a typo in a path; ignored in remote mode.
+    pub must_exist: bool,
+    /// Ed25519 signing key (32-byte seed) for checkpoint records (default
+    /// `None`: unsigned); ignored in remote mode.
+    pub signing_key: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Options {
@@ -76,6 +83,8 @@ impl std::fmt::Debug for Options {
             .field("cache_size", &self.cache_size)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("timeout", &self.timeout)
+            .field("must_exist", &self.must_exist)
+            .field("signing_key", &self.signing_key.map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -93,6 +102,8 @@ impl Default for Options {
             cache_size: 64 << 20,
             token: None,
             timeout: None,
+            must_exist: false,
+            signing_key: None,
         }
     }
 }
@@ -150,6 +161,16 @@ impl Options {
     /// Sets [`Options::timeout`] (remote mode).
     pub fn timeout(mut self, d: Duration) -> Self {
         self.timeout = Some(d);
+        self
+    }
+    /// Sets [`Options::must_exist`].
+    pub fn must_exist(mut self, yes: bool) -> Self {
+        self.must_exist = yes;
+        self
+    }
+    /// Sets [`Options::signing_key`].
+    pub fn signing_key(mut self, seed: [u8; 32]) -> Self {
+        self.signing_key = Some(seed);
         self
     }
 }

@@ -331,6 +331,17 @@ impl DbHandle {
         call(|e| unsafe { ffi::ordq_queue_create(self.ptr(), p, n, cfg, e) })
     }
 
+    /// `ordq_queue_create_if_not_exists`.
+    pub(crate) fn queue_create_if_not_exists(
+        &self,
+        name: &str,
+        cfg: &ordq_queue_config,
+    ) -> Result<()> {
+        let (p, n) = s(name);
+        // SAFETY: live handle; `name` and `cfg` are borrowed for the call.
+        call(|e| unsafe { ffi::ordq_queue_create_if_not_exists(self.ptr(), p, n, cfg, e) })
+    }
+
     /// `ordq_queue_get`.
     pub(crate) fn queue_get(&self, name: &str) -> Result<ordq_queue_config> {
         let (p, n) = s(name);

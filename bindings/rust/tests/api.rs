@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{close_to, TestDb};
+use common::{broker_mode, close_to, fast, TestDb};
 use ordq::*;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -867,4 +867,45 @@ fn durable_default_options_work_too() {
     let items: Vec<EnqueueItem> = keys.iter().map(|k| EnqueueItem::new(k, b"")).collect();
     assert_eq!(db.enqueue_batch("q", &items).unwrap().len(), 50);
     assert_eq!(db.stats("q").unwrap().next_offset, 51);
+}
+
+#[test]
+fn create_if_not_exists_and_must_exist() {
+    let t = TestDb::new("ensure");
+    let cfg = QueueConfig::new().shards(4);
+    t.create_queue_if_not_exists("q", &cfg).unwrap();
+    t.create_queue_if_not_exists("q", &cfg).unwrap();
+    assert_eq!(t.queue_config("q").unwrap().shards, 4);
+    let e = t
+        .create_queue_if_not_exists("q", &cfg.clone().max_attempts(2))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+    assert!(e.message().contains("max_attempts=2"), "{e}");
+    assert_eq!(
+        t.create_queue("q", &cfg).unwrap_err().kind(),
+        ErrorKind::AlreadyExists
+    );
+    assert_eq!(t.list_queues().unwrap(), vec!["q".to_string()]);
+    // must_exist: a missing file is NotFound and nothing is created.
+    let missing = t.dir.join("typo.ordq");
+    let e = Db::open(missing.to_str().unwrap(), &fast().must_exist(true)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(!missing.exists());
+    let made = Db::open(missing.to_str().unwrap(), &fast()).unwrap();
+    made.close().unwrap();
+    Db::open(missing.to_str().unwrap(), &fast().must_exist(true))
+        .unwrap()
+        .close()
+        .unwrap();
+    // signing_key: a new database's checkpoints are signed.
+    if broker_mode() {
+        return;
+    }
+    let signed = t.dir.join("signed.ordq");
+    let db = Db::open(signed.to_str().unwrap(), &fast().signing_key([1; 32])).unwrap();
+    db.checkpoint().unwrap();
+    let r = db.verify(None).unwrap();
+    assert!(r["signed"].as_u64().unwrap() >= 1, "{r}");
+    assert_eq!(r["unsigned"], 0, "{r}");
+    db.close().unwrap();
 }

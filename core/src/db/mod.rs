@@ -315,13 +315,27 @@ impl Db {
         Ok(db.begin_read()?)
     }
 
-    /// Creates a queue.
+    /// Creates a queue; `AlreadyExists` if the name is taken.
     pub fn create_queue(&self, name: &str, cfg: QueueConfig) -> Result<QueueInfo> {
+        self.create(name, cfg, false)
+    }
+
+    /// Creates a queue unless one of that name exists with the same
+    /// configuration, which is then answered as it is (atomically: of many
+    /// concurrent callers one creates it, the others get it).
+    /// `AlreadyExists` names the fields that differ when it exists with
+    /// another configuration.
+    pub fn create_queue_if_not_exists(&self, name: &str, cfg: QueueConfig) -> Result<QueueInfo> {
+        self.create(name, cfg, true)
+    }
+
+    fn create(&self, name: &str, cfg: QueueConfig, if_not_exists: bool) -> Result<QueueInfo> {
         validate_queue_name(name)?;
         cfg.validate()?;
         self.call(|reply| Op::CreateQueue {
             name: name.to_string(),
             cfg,
+            if_not_exists,
             reply,
         })
     }

@@ -206,6 +206,7 @@ impl QueueSched {
             retry_wait: self.n_retry,
             done: self.qs.totals.completed,
             dead: self.qs.dead_now,
+            unfinished: pending,
             oldest_pending_age_ms: self
                 .pending
                 .values()

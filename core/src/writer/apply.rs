@@ -14,8 +14,13 @@ use crate::types::{QueueInfo, Token};
 impl Writer {
     pub(super) fn apply(&mut self, tx: &mut Tx<'_>, now: u64, op: Op) -> Result<()> {
         match op {
-            Op::CreateQueue { name, cfg, reply } => {
-                let r = self.create_queue(tx, now, name, cfg);
+            Op::CreateQueue {
+                name,
+                cfg,
+                if_not_exists,
+                reply,
+            } => {
+                let r = self.create_queue(tx, now, name, cfg, if_not_exists);
                 self.defer(reply, r)
             }
             Op::DeleteQueue { name, reply } => {
@@ -235,9 +240,21 @@ impl Writer {
         now: u64,
         name: String,
         cfg: QueueConfig,
+        if_not_exists: bool,
     ) -> Result<QueueInfo> {
-        if self.names.contains_key(&name) {
-            return Err(Error::AlreadyExists(format!("queue {name}")));
+        if let Some(id) = self.names.get(&name) {
+            let info = &self.queues[id].info;
+            if !if_not_exists {
+                return Err(Error::AlreadyExists(format!("queue {name}")));
+            }
+            let diff = cfg.differences(&info.config);
+            if !diff.is_empty() {
+                return Err(Error::AlreadyExists(format!(
+                    "queue {name} exists with another configuration: {}",
+                    diff.join(", ")
+                )));
+            }
+            return Ok(info.clone());
         }
         let id = self.next_queue_id;
         let info = QueueInfo {

@@ -40,6 +40,7 @@ pub(crate) enum Op {
     CreateQueue {
         name: String,
         cfg: QueueConfig,
+        if_not_exists: bool,
         reply: Reply<QueueInfo>,
     },
     DeleteQueue {

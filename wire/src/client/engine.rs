@@ -28,6 +28,20 @@ fn single<T>(mut v: Vec<T>, op: &str) -> Result<T> {
     Ok(v.remove(0))
 }
 
+impl Client {
+    /// `create_queue`, failing or answering an existing queue.
+    fn create(&self, name: &str, cfg: QueueConfig, if_not_exists: bool) -> Result<QueueInfo> {
+        self.call(
+            Request::CreateQueue(CreateQueue {
+                queue: name.to_string(),
+                config: cfg,
+                if_not_exists,
+            }),
+            Duration::ZERO,
+        )
+    }
+}
+
 impl Engine for Client {
     fn close(&self) -> Result<()> {
         Client::close(self);
@@ -39,13 +53,11 @@ impl Engine for Client {
     }
 
     fn create_queue(&self, name: &str, cfg: QueueConfig) -> Result<QueueInfo> {
-        self.call(
-            Request::CreateQueue(CreateQueue {
-                queue: name.to_string(),
-                config: cfg,
-            }),
-            Duration::ZERO,
-        )
+        self.create(name, cfg, false)
+    }
+
+    fn create_queue_if_not_exists(&self, name: &str, cfg: QueueConfig) -> Result<QueueInfo> {
+        self.create(name, cfg, true)
     }
 
     fn queue(&self, name: &str) -> Result<QueueInfo> {

@@ -58,6 +58,10 @@ pub struct CreateQueue {
     pub queue: String,
     /// Configuration; every field is required (defaults are the client's).
     pub config: QueueConfig,
+    /// Answer an existing queue of the same configuration instead of
+    /// `ALREADY_EXISTS` (absent: false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub if_not_exists: bool,
 }
 
 /// Arguments naming one task.
