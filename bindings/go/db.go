@@ -31,8 +31,9 @@ const (
 // strings, which Open copies into C memory for the call (a C struct in Go
 // memory may not hold Go pointers).
 type openOptions struct {
-	c     C.ordq_options
-	token *string
+	c          C.ordq_options
+	token      *string
+	signingKey *[32]byte
 }
 
 // Option configures Open. The file options (WithDurability ...
@@ -40,6 +41,21 @@ type openOptions struct {
 // where the broker's own options apply; WithToken and WithTimeout apply to
 // a broker address only.
 type Option func(*openOptions)
+
+// WithMustExist makes a missing database file ErrNotFound instead of a
+// new, empty database (the default creates it crash-atomically): a typo in
+// a path then fails loudly. Ignored in remote mode.
+func WithMustExist() Option {
+	return func(o *openOptions) { o.c.must_exist = C.bool(true) }
+}
+
+// WithSigningKey signs every checkpoint record with the Ed25519 key whose
+// 32-byte seed is given (see `ordq keygen`); the database records its
+// public key the first time. Ignored in remote mode (the broker's key
+// signs).
+func WithSigningKey(seed [32]byte) Option {
+	return func(o *openOptions) { o.signingKey = &seed }
+}
 
 // WithDurability sets when writes return (default DurabilityImmediate).
 func WithDurability(d Durability) Option {
@@ -146,6 +162,11 @@ func Open(uri string, opts ...Option) (*DB, error) {
 		p, n := cString(*o.token)
 		defer C.free(unsafe.Pointer(p))
 		o.c.token, o.c.token_len = p, n
+	}
+	if o.signingKey != nil {
+		k := C.CBytes(o.signingKey[:])
+		defer C.free(k)
+		o.c.signing_key, o.c.signing_key_len = (*C.uint8_t)(k), 32
 	}
 	client, clientLen := cString("ordq-go/" + Version())
 	defer C.free(unsafe.Pointer(client))
@@ -306,6 +327,29 @@ func (db *DB) CreateQueue(ctx context.Context, name string, cfg QueueConfig) (*Q
 	cc := cfg.toC()
 	var cerr *C.ordq_error
 	st := C.ordq_queue_create(p, strPtr(name), C.size_t(len(name)), &cc, &cerr)
+	runtime.KeepAlive(db)
+	if err := takeError(st, cerr); err != nil {
+		return nil, err
+	}
+	return db.Queue(name), nil
+}
+
+// CreateQueueIfNotExists creates a queue unless one of that name exists
+// with the same configuration, which is then returned (atomic under
+// concurrent callers). Existing with another configuration is
+// ErrAlreadyExists, its message naming the fields that differ.
+func (db *DB) CreateQueueIfNotExists(ctx context.Context, name string, cfg QueueConfig) (*Queue, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p, err := db.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer db.mu.RUnlock()
+	cc := cfg.toC()
+	var cerr *C.ordq_error
+	st := C.ordq_queue_create_if_not_exists(p, strPtr(name), C.size_t(len(name)), &cc, &cerr)
 	runtime.KeepAlive(db)
 	if err := takeError(st, cerr); err != nil {
 		return nil, err

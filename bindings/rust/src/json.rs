@@ -312,6 +312,7 @@ pub(crate) struct WireStats {
     retry_wait: u64,
     done: u64,
     dead: u64,
+    unfinished: u64,
     oldest_pending_age_ms: u64,
     next_offset: u64,
     shards: Vec<WireShard>,
@@ -328,6 +329,7 @@ impl WireStats {
             retry_wait: self.retry_wait,
             done: self.done,
             dead: self.dead,
+            unfinished: self.unfinished,
             oldest_pending_age: Duration::from_millis(self.oldest_pending_age_ms),
             next_offset: self.next_offset,
             shards: self

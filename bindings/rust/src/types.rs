@@ -323,6 +323,9 @@ pub struct QueueStats {
     pub done: u64,
     /// Dead letters held.
     pub dead: u64,
+    /// Tasks not yet done or dead (ready + leased + retry_wait, counted by
+    /// the engine): 0 when the queue is drained.
+    pub unfinished: u64,
     /// Age of the oldest pending task.
     pub oldest_pending_age: Duration,
     /// Offset the next enqueue gets.

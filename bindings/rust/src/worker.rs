@@ -322,6 +322,7 @@ pub struct Worker {
     lease: Option<Duration>,
     poll: Duration,
     heartbeat_every: Option<Duration>,
+    drain: bool,
     stop: StopHandle,
 }
 
@@ -337,6 +338,7 @@ impl Worker {
             lease: None,
             poll: Duration::from_millis(250),
             heartbeat_every: None,
+            drain: false,
             stop: StopHandle::default(),
         }
     }
@@ -372,6 +374,18 @@ impl Worker {
         self
     }
 
+    /// Drain and exit (RQ's `--burst`): [`Worker::run`] returns once a
+    /// claim finds nothing and the queue has no unfinished task (none
+    /// ready, leased — by any worker — or waiting for a retry). So it
+    /// waits for retries in backoff and for tasks other workers hold
+    /// (they come back if those workers die); a lane blocked by
+    /// `DlqPolicy::Block` keeps it waiting. Default `false`: run until
+    /// stopped.
+    pub fn drain(mut self, yes: bool) -> Self {
+        self.drain = yes;
+        self
+    }
+
     /// A handle that stops this worker from any thread.
     pub fn stop_handle(&self) -> StopHandle {
         self.stop.clone()
@@ -392,6 +406,7 @@ impl Worker {
             beats: Beats::default(),
             counters: Counters::default(),
             abort: AtomicBool::new(false),
+            drained: AtomicBool::new(false),
             error: Mutex::new(None),
         };
         std::thread::scope(|s| {
@@ -426,6 +441,8 @@ struct Run<'a, F> {
     beats: Beats,
     counters: Counters,
     abort: AtomicBool,
+    /// Set by the thread that found the queue drained (drain mode).
+    drained: AtomicBool,
     error: Mutex<Option<Error>>,
 }
 
@@ -434,7 +451,25 @@ where
     F: Fn(&Lease) -> Result<Vec<u8>, HandlerError> + Sync,
 {
     fn stopping(&self) -> bool {
-        self.worker.stop.is_stopped() || self.abort.load(Ordering::SeqCst)
+        self.worker.stop.is_stopped()
+            || self.abort.load(Ordering::SeqCst)
+            || self.drained.load(Ordering::SeqCst)
+    }
+
+    /// Drain mode, after a claim found nothing: whether the queue has no
+    /// unfinished task (then every thread stops).
+    fn drained(&self) -> bool {
+        match self.db.stats(&self.worker.queue) {
+            Ok(s) if s.unfinished == 0 => {
+                self.drained.store(true, Ordering::SeqCst);
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                self.fatal(e);
+                true
+            }
+        }
     }
 
     /// Records the first fatal error and stops every thread.
@@ -468,6 +503,9 @@ where
                 }
             };
             if leases.is_empty() {
+                if w.drain && self.drained() {
+                    break;
+                }
                 continue;
             }
             self.beats.add(&leases, w.heartbeat_every);

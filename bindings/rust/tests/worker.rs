@@ -346,3 +346,55 @@ fn a_fatal_error_ends_run_with_the_error() {
     });
     assert_eq!(e.kind(), ErrorKind::Closed);
 }
+
+#[test]
+fn drain_returns_once_the_queue_is_finished_retries_included() {
+    let cfg = QueueConfig::new().max_attempts(3).backoff(
+        Backoff::new()
+            .initial(Duration::from_millis(300))
+            .max(Duration::from_millis(300))
+            .jitter(0.0),
+    );
+    let t = TestDb::queue("w-drain", &cfg);
+    for i in 0..10 {
+        t.enqueue(
+            "q",
+            &format!("k{i}"),
+            format!("p{i}").as_bytes(),
+            &EnqueueOptions::new(),
+        )
+        .unwrap();
+    }
+    let first_try = AtomicU32::new(0);
+    let start = Instant::now();
+    let report = Worker::new("q", "w-drain")
+        .concurrency(2)
+        .poll(poll())
+        .drain(true)
+        .run(&t, |lease| {
+            // p3 fails once: its retry waits 300 ms in backoff, which the
+            // drain must wait for rather than exit on an empty claim.
+            if lease.payload == b"p3" && first_try.fetch_add(1, AtomicOrdering::SeqCst) == 0 {
+                return Err(HandlerError::retryable("once"));
+            }
+            Ok(Vec::new())
+        })
+        .unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_millis(300),
+        "waited for the retry"
+    );
+    assert_eq!((report.completed, report.retried), (10, 1), "{report:?}");
+    let s = t.stats("q").unwrap();
+    assert_eq!((s.unfinished, s.done, s.leased), (0, 10, 0), "{s:?}");
+
+    // An empty queue: returns after one idle claim.
+    let start = Instant::now();
+    let report = Worker::new("q", "w-drain")
+        .poll(poll())
+        .drain(true)
+        .run(&t, |_| Ok(Vec::new()))
+        .unwrap();
+    assert_eq!(report.completed, 0);
+    assert!(start.elapsed() < Duration::from_secs(2));
+}
