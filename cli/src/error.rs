@@ -65,7 +65,27 @@ impl CliError {
 
 impl From<ordq_core::Error> for CliError {
     fn from(e: ordq_core::Error) -> Self {
-        CliError::new(e.code(), e.to_string())
+        let hint = match e.code() {
+            ErrorCode::AlreadyOpen => {
+                " (if `ordq serve` holds it, pass the broker's address instead: \
+                 --db unix:///PATH/ordq.sock or tcp://HOST:PORT)"
+            }
+            _ => "",
+        };
+        CliError::new(e.code(), format!("{e}{hint}"))
+    }
+}
+
+impl CliError {
+    /// The error as one JSON object (what `--json` prints on stderr):
+    /// `{"error": {"code", "name", "message", "exit"}}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"error": {
+            "code": self.code.as_i32(),
+            "name": self.code.name(),
+            "message": self.message,
+            "exit": self.exit_code(),
+        }})
     }
 }
 

@@ -371,10 +371,15 @@ fn main() {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
+    let json = cli.json;
     let code = match run(cli) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("ordq: error: {e}");
+            if json {
+                eprintln!("{}", e.to_json());
+            } else {
+                eprintln!("ordq: error: {e}");
+            }
             e.exit_code()
         }
     };
@@ -469,12 +474,16 @@ fn run(cli: Cli) -> Result<(), CliError> {
     let json = cli.json;
     match &cli.command {
         Command::Init => {
+            let db = cli.db.as_deref().unwrap_or_default();
+            let existed = std::path::Path::new(db).exists();
             let t = open(&cli, true)?;
             t.close();
             if json {
-                print_json(&json!({ "db": cli.db, "ok": true }));
+                print_json(&json!({ "db": cli.db, "ok": true, "created": !existed }));
+            } else if existed {
+                println!("{db} is already an ordq database; nothing changed");
             } else {
-                println!("initialised {}", cli.db.as_deref().unwrap_or_default());
+                println!("created {db}");
             }
         }
         Command::Serve(args) => {

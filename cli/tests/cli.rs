@@ -102,9 +102,24 @@ fn init_and_queue_lifecycle() {
     // Nothing exists yet: commands other than init refuse to create a file.
     assert_err(&e.run(&["queue", "list"]), 12, "does not exist");
     assert!(!e.db.exists());
-    e.ok(&["init"]);
+    let out = e.ok(&["init"]);
+    assert!(out.starts_with("created "), "{out}");
     assert!(e.db.exists());
-    e.ok(&["init"]); // idempotent on an existing database
+    // Idempotent on an existing database, and says so.
+    let out = e.ok(&["init"]);
+    assert!(
+        out.contains("already an ordq database; nothing changed"),
+        "{out}"
+    );
+    assert_eq!(e.json(&["init"])["created"], false);
+    // With --json an error is one JSON object on stderr.
+    let out = e.run(&["--json", "queue", "show", "nope"]);
+    assert_eq!(code(&out), 12);
+    let err: Value = serde_json::from_str(stderr(&out).trim()).unwrap();
+    assert_eq!(err["error"]["name"], "NOT_FOUND");
+    assert_eq!(err["error"]["code"], 2);
+    assert_eq!(err["error"]["exit"], 12);
+    assert!(err["error"]["message"].as_str().unwrap().contains("nope"));
 
     e.ok(&[
         "queue",
@@ -430,6 +445,7 @@ fn error_exit_codes() {
     // File held by another handle -> AlreadyOpen (4) -> 14.
     let db = e.open();
     assert_err(&e.run(&["queue", "list"]), 14, "already open");
+    assert_err(&e.run(&["queue", "list"]), 14, "pass the broker's address");
     db.close();
     e.ok(&["queue", "list"]);
 
