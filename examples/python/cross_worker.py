@@ -12,7 +12,8 @@ dead-lettered. Completions go in one complete_batch per claim, with the
 result {"w": "<worker id>", "f": <fence>}.
 
 Control files in --ctl: once producer-done exists and the queue has nothing
-ready, leased or waiting for a retry, the worker exits 0. When hang-<id>
+unfinished (stats().unfinished: nothing ready, leased or waiting for a
+retry), the worker exits 0. When hang-<id>
 appears, the worker takes its next batches, records those leases in
 hung-<id>.json and hangs holding them (the orchestrator then kills it).
 --report is rewritten every 250 ms and at exit with the worker's counts.
@@ -75,8 +76,7 @@ def main() -> int:
             leases = q.claim(wid, max=args.max, wait=args.wait)
             if not leases:
                 if done_marker.exists():
-                    s = q.stats()
-                    if s.ready + s.leased + s.retry_wait == 0:
+                    if q.stats().unfinished == 0:
                         break
                 continue
             counts["claims"] += 1

@@ -4,9 +4,12 @@
     python3 examples/python/worker.py   /tmp/emails.ordq
 
 Tasks of one user (the key) are handled one at a time, in order; users are
-handled in parallel. ordq is an in-process engine today: one process opens
-the file at a time (run the producer, then the worker) until the broker
-lets several processes share a queue.
+handled in parallel. Opened as a file, the database belongs to one process
+at a time (here: the producer, then the worker). For several processes on
+one queue at once, serve the database with `ordq serve --db FILE --listen
+unix:///path/to/ordq.sock` (or tcp://host:port) and pass that address
+instead of the file: producers and workers, in any language, then share it
+through the broker.
 """
 
 from __future__ import annotations

@@ -1,24 +1,28 @@
 """Send the e-mails of the "emails" queue with an ordq.Worker, then exit
-when the queue is drained (or on Ctrl-C).
+when the queue is drained (or on Ctrl-C / SIGTERM).
 
     python3 examples/python/producer.py /tmp/emails.ordq
     python3 examples/python/worker.py   /tmp/emails.ordq [--concurrency 4] [--fail-rate 0.2]
 
-The handler's return value is the task's result; an exception fails the
-attempt (retried with backoff); ordq.NonRetryable dead-letters at once.
-Heartbeats keep each lease alive while its handler runs.
+ordq.json_handler hands the handler the payload decoded as JSON (a payload
+that is not JSON is dead-lettered at once). The handler's return value is
+the task's result; an exception fails the attempt (retried with backoff);
+ordq.NonRetryable dead-letters at once. Heartbeats keep each lease alive
+while its handler runs. drain=True makes run() return once nothing is
+left: no task ready, leased or waiting for its retry. Without it, run()
+waits for new tasks until Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import threading
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bindings" / "python"))
 
@@ -40,8 +44,8 @@ def main() -> None:
     rng_lock = threading.Lock()
     sent = defaultdict(list)  # user -> steps, in the order they were sent
 
-    def send(lease: ordq.Lease) -> bytes:
-        mail = json.loads(lease.payload)
+    @ordq.json_handler
+    def send(mail: Any, lease: ordq.Lease) -> str:
         if "@" not in mail["to"]:
             raise ordq.NonRetryable("invalid address %r" % mail["to"])
         with rng_lock:
@@ -50,21 +54,14 @@ def main() -> None:
         if flaky:
             raise SmtpTimeout("smtp timeout (attempt %d of %d)" % (lease.attempt, lease.max_attempts))
         sent[lease.key].append(mail["step"])
-        return ("sent %s to %s" % (mail["template"], mail["to"])).encode()
+        return "sent %s to %s" % (mail["template"], mail["to"])  # stored as JSON
 
     with ordq.open(args.db) as db:
         q = db.queue("emails")
-        worker = ordq.Worker(q, send, concurrency=args.concurrency, wait=0.1, worker_id="example-worker")
-        worker.start()
-        try:
-            while True:  # a real worker would just call worker.run()
-                s = q.stats()
-                if s.ready + s.leased + s.retry_wait == 0:
-                    break
-                time.sleep(0.05)
-        except KeyboardInterrupt:
-            pass
-        worker.stop()
+        worker = ordq.Worker(
+            q, send, concurrency=args.concurrency, wait=0.1, worker_id="example-worker", drain=True
+        )
+        worker.run()
 
         s = q.stats()
         print(

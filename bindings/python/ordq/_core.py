@@ -219,6 +219,13 @@ def _seconds(ms: int) -> float:
     return ms / 1000.0
 
 
+def _json_bytes(obj: Any) -> bytes:
+    """``obj`` as compact UTF-8 JSON. NaN and infinities are refused
+    (``ValueError``): they are not JSON, and other languages' decoders
+    reject them."""
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+
 class _EnqueueOptions:
     """An ``ordq_enqueue_options`` with everything it points to kept alive."""
 
@@ -321,6 +328,8 @@ class Db:
         cache_size: Optional[int] = None,
         token: Optional[str] = None,
         timeout: Optional[Duration] = None,
+        must_exist: bool = False,
+        signing_key: Optional[bytes] = None,
     ) -> None:
         """Opens (creating it crash-atomically if missing) the database at
         ``path``, a file path or ``file://PATH``, or connects to a broker at
@@ -354,6 +363,11 @@ class Db:
             opts.token, opts.token_len = tb, len(tb)
         if timeout is not None:
             opts.timeout_ms = _ms(timeout, "timeout", positive=True)
+        opts.must_exist = bool(must_exist)
+        if signing_key is not None:
+            if not isinstance(signing_key, bytes):
+                raise TypeError("signing_key must be bytes (a 32-byte Ed25519 seed)")
+            opts.signing_key, opts.signing_key_len = signing_key, len(signing_key)
         opts.client, opts.client_len = _CLIENT, len(_CLIENT)
         opts.runtime, opts.runtime_len = _RUNTIME, len(_RUNTIME)
         h, err = DbPtr(), ErrPtr()
@@ -474,12 +488,17 @@ class Db:
         kb = None if key is None else _text(key, "key")
         return self._json(_L.ordq_db_audit_json, qb, len(qb), kb, 0 if kb is None else len(kb))
 
-    def create_queue(self, name: str, **config: Any) -> "Queue":
+    def create_queue(self, name: str, *, if_not_exists: bool = False, **config: Any) -> "Queue":
         """Creates queue ``name`` and returns it; :class:`ordq.AlreadyExists`
-        if it exists. ``config`` is as for :meth:`queue`."""
+        if it exists. With ``if_not_exists=True`` a queue of that name
+        with the same configuration (``config`` over the defaults) is
+        returned instead (atomically, in the engine); another configuration
+        is still :class:`ordq.AlreadyExists`, naming the fields that differ.
+        ``config`` is as for :meth:`queue`."""
         nb = _text(name, "name")
         cfg = _queue_config(config)
-        self._call(_L.ordq_queue_create, nb, len(nb), byref(cfg))
+        fn = _L.ordq_queue_create_if_not_exists if if_not_exists else _L.ordq_queue_create
+        self._call(fn, nb, len(nb), byref(cfg))
         return Queue(self, name)
 
     def queue(self, name: str, *, create: bool = False, **config: Any) -> "Queue":
@@ -705,6 +724,11 @@ def open(path: Union[str, bytes, "os.PathLike[str]"], **options: Any) -> Db:  # 
     (64 KiB), ``retain_done`` (seconds that results of done tasks are kept,
     24 h), ``max_batch`` (8192), ``cache_size`` (bytes, 64 MiB).
 
+    ``must_exist=True``: a missing file raises :class:`ordq.NotFound`
+    instead of creating a new database (a guard against a typo in a path).
+    ``signing_key``: a 32-byte Ed25519 seed (``ordq keygen``) that signs
+    every checkpoint record.
+
     Remote options: ``token`` (the broker's access token; default: the
     ``ORDQ_TOKEN`` environment variable; ``""`` sends none) and ``timeout``
     (seconds, the deadline of every call, 30; a claim adds its wait). A
@@ -848,6 +872,34 @@ class Queue:
         nb = self._nb
         self.db._call(_L.ordq_enqueue, nb, len(nb), kb, len(kb), pb, len(pb), opts, byref(rc))
         return _receipt(rc)
+
+    def enqueue_json(
+        self,
+        key: Key,
+        obj: Any,
+        *,
+        priority: int = 0,
+        delay: Optional[Duration] = None,
+        not_before: Any = None,
+        max_attempts: Optional[int] = None,
+        idempotency_key: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
+    ) -> Receipt:
+        """Like :meth:`enqueue`, with ``obj`` (anything :func:`json.dumps`
+        takes) stored as compact UTF-8 JSON; read it back with
+        :meth:`Lease.json` or a :func:`ordq.json_handler`. ``TypeError``
+        for an object JSON cannot represent, ``ValueError`` for NaN or an
+        infinity."""
+        return self.enqueue(
+            key,
+            _json_bytes(obj),
+            priority=priority,
+            delay=delay,
+            not_before=not_before,
+            max_attempts=max_attempts,
+            idempotency_key=idempotency_key,
+            headers=headers,
+        )
 
     def enqueue_batch(self, items: Iterable[Union[Tuple[Any, ...], Item]]) -> List[Receipt]:
         """Appends many tasks in one commit, all or nothing (an invalid item
@@ -1195,6 +1247,12 @@ class Lease:
     def text(self) -> str:
         """The payload decoded as UTF-8."""
         return self.payload.decode("utf-8")
+
+    def json(self) -> Any:
+        """The payload decoded as UTF-8 JSON; a ``ValueError``
+        (``json.JSONDecodeError``, or ``UnicodeDecodeError`` when it is not
+        UTF-8) when it is not valid JSON."""
+        return json.loads(self.payload.decode("utf-8"))
 
     @property
     def settled(self) -> bool:

@@ -605,21 +605,13 @@ def format_version(v: int) -> str:
 
 def _repo_roots() -> List[Path]:
     """Repository roots to search for ``target/{release,debug}``: the
-    checkout this source file lives in (``bindings/python/ordq``), and the
-    one recorded when the package was built by pip, if any."""
-    roots: List[Path] = []
+    checkout this source file lives in (``bindings/python/ordq``), if any.
+    An installed package has its library bundled (setup.py refuses to
+    build without one)."""
     here = PACKAGE_DIR
     if len(here.parents) >= 3 and (here.parents[2] / "include" / "ordq.h").is_file():
-        roots.append(here.parents[2])
-    try:
-        from . import _build_info  # type: ignore[attr-defined]
-
-        recorded = Path(_build_info.REPO_ROOT)
-        if recorded not in roots and (recorded / "include" / "ordq.h").is_file():
-            roots.append(recorded)
-    except ImportError:
-        pass
-    return roots
+        return [here.parents[2]]
+    return []
 
 
 def candidates() -> List[Tuple[str, Path]]:
