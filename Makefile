@@ -1,7 +1,7 @@
 # ordq — build, test, demo, bench. Every target does its own set-up.
 CARGO ?= cargo
 
-.PHONY: all build test test-rust test-c test-go test-python lint fmt demo bench bench-broker clean header header-check cbindgen
+.PHONY: all build test test-rust test-c test-go test-python test-outside lint fmt demo bench bench-broker clean header header-check cbindgen
 
 all: build
 
@@ -9,7 +9,7 @@ build:
 	$(CARGO) build --release --workspace
 
 ## test: every suite of the repo, plus format and lint checks.
-test: lint header-check test-rust test-c test-go test-python test-broker test-cross bench-broker-smoke
+test: lint header-check test-rust test-c test-go test-python test-outside test-broker test-cross bench-broker-smoke
 
 ## test-rust: every crate's tests, then the engine's failpoint tests (a
 ## build with feature `failpoints`: 200 SIGKILLs at the log's and the
@@ -120,6 +120,15 @@ test-python:
 	  $(PYTHON) -m pytest -q -p no:cacheprovider
 	ORDQ_LIBRARY=$(CURDIR)/target/release/libordq.so $(PYTHON) bench/python/bench.py \
 	  --skip-core --jobs 2000 --per-call-jobs 300
+
+## test-outside: ordq used from projects outside the repository, as each
+## binding's README says (tests/outside/run.sh): a cargo project with a path
+## dependency, a Go module with a replace directive, a pip install into a
+## fresh venv; each runs a producer and a drain-and-exit worker.
+.PHONY: test-outside
+test-outside:
+	$(CARGO) build --release -p ordq-ffi-lib
+	bash tests/outside/run.sh
 
 ## test-broker: the API suites of the Rust crate, the Go package and the
 ## Python package once more with ORDQ_TEST_MODE=broker: each test database

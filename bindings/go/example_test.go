@@ -75,16 +75,11 @@ func ExampleNewWorker() {
 		}
 		l.SetResult([]byte("shipped"))
 		return nil
-	}, ordq.WorkerOptions{Concurrency: 2, PollWait: 20 * time.Millisecond})
-	go func() { _ = w.Run(ctx) }()
-	for {
-		st, _ := q.Stats(ctx)
-		if st.Done+st.Dead == 2 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
+	}, ordq.WorkerOptions{Concurrency: 2, PollWait: 20 * time.Millisecond, Drain: true})
+	// Drain: Run returns once nothing is left to do.
+	if err := w.Run(ctx); err != nil {
+		panic(err)
 	}
-	_ = w.Stop(ctx)
 
 	dead, _ := q.DeadLetters(ctx, nil, 10)
 	d, _ := q.DeadLetter(ctx, dead[0].Offset)
@@ -94,6 +89,55 @@ func ExampleNewWorker() {
 	// Output:
 	// dead: order-2 - malformed order
 	// order-1 done shipped
+}
+
+// Typed payloads: EnqueueJSON encodes a value, JSONHandler decodes it for
+// the handler; a payload that does not decode is dead-lettered.
+func ExampleJSONHandler() {
+	path, cleanup := tempPath()
+	defer cleanup()
+	ctx := context.Background()
+	db, _ := ordq.Open(path)
+	defer db.Close()
+	q, _ := db.CreateQueue(ctx, "emails", ordq.QueueConfig{})
+
+	type Email struct {
+		To      string `json:"to"`
+		Subject string `json:"subject"`
+	}
+	_, _ = ordq.EnqueueJSON(ctx, q, "user-42", Email{To: "ada@example.com", Subject: "welcome"}, nil)
+	_, _ = q.Enqueue(ctx, "user-43", []byte("not json"), nil)
+
+	w := ordq.NewWorker(q, ordq.JSONHandler(func(ctx context.Context, l *ordq.Lease, e Email) error {
+		fmt.Println("to", e.To+":", e.Subject)
+		return nil
+	}), ordq.WorkerOptions{PollWait: 20 * time.Millisecond, Drain: true})
+	if err := w.Run(ctx); err != nil {
+		panic(err)
+	}
+	d, _ := q.DeadLetter(ctx, 1)
+	fmt.Println("dead:", d.Faults[0].Error)
+	// Output:
+	// to ada@example.com: welcome
+	// dead: ordq: payload does not decode as ordq_test.Email: invalid character 'o' in literal null (expecting 'u')
+}
+
+// A worker process that Ctrl-C or SIGTERM stops gracefully: running
+// handlers get 30 s to finish, then their tasks are released; a second
+// signal exits at once.
+func ExampleWorker_StopOnSignals() {
+	db, err := ordq.Open("jobs.ordq")
+	if err != nil {
+		panic(err)
+	}
+	defer db.Close()
+	w := ordq.NewWorker(db.Queue("emails"), func(ctx context.Context, l *ordq.Lease) error {
+		return nil // do the work, honouring ctx
+	}, ordq.WorkerOptions{Concurrency: 8})
+	defer w.StopOnSignals(30 * time.Second)()
+	if err := w.Run(context.Background()); err != nil {
+		panic(err)
+	}
 }
 
 // Errors carry a stable code and match the sentinels with errors.Is.

@@ -54,6 +54,17 @@ type WorkerOptions struct {
 	// PollWait is how long one claim blocks waiting for work (default 1s;
 	// cancellation is still noticed within about 100 ms).
 	PollWait time.Duration
+	// Drain makes Run return nil once the queue is drained: a claim found
+	// nothing, none of this worker's handlers is running or committing,
+	// and the queue's stats say nothing is unfinished (QueueStats.
+	// Unfinished == 0: no task ready, delayed, leased or waiting for a
+	// retry). So a draining worker waits for tasks in retry backoff and
+	// for tasks leased by other workers (they come back if their lease
+	// expires); dead letters do not count, but a lane blocked by a dead
+	// letter under DLQBlock keeps its tasks unfinished, and the worker
+	// waiting, until the dead letter is redriven or purged. For batch
+	// jobs, tests and scripts: "process everything, then exit".
+	Drain bool
 	// OnError, if set, is called (from any goroutine) with errors the
 	// worker cannot return: a failed complete, fail, release or
 	// heartbeat, including ErrLeaseLost.
@@ -111,11 +122,13 @@ func NewWorker(q *Queue, handler Handler, opts WorkerOptions) *Worker {
 func (w *Worker) ID() string { return w.opts.WorkerID }
 
 // Run claims and handles tasks until Stop is called (then it waits for
-// the running handlers and returns nil) or ctx is done (then it cancels
+// the running handlers and returns nil), the queue is drained with
+// WorkerOptions.Drain (it returns nil), or ctx is done (then it cancels
 // the running handlers' contexts, releases their tasks, waits for them
-// and returns ctx.Err()). A claim error such as ErrClosed or ErrNotFound
-// also ends Run (after the running handlers finish) and is returned. Run
-// may be called once.
+// and returns ctx.Err()). Leases of a claim that returns after stopping
+// began are released unstarted. A claim or stats error such as ErrClosed
+// or ErrNotFound also ends Run (after the running handlers finish) and is
+// returned. Run may be called once.
 func (w *Worker) Run(ctx context.Context) error {
 	err := errors.New("ordq: Worker.Run called twice")
 	w.runOnce.Do(func() { err = w.run(ctx) })
@@ -164,8 +177,30 @@ loop:
 			break
 		}
 		leases, err := w.q.Claim(claimCtx, ClaimOpts{Worker: w.opts.WorkerID, Max: slots, Lease: w.opts.Lease, Wait: w.opts.PollWait})
+		if claimCtx.Err() != nil || w.stopRequested() {
+			// Stopping began during the claim: give its leases back unstarted.
+			for _, l := range leases {
+				w.report(l, l.Release(context.Background()))
+			}
+			for range slots {
+				<-sem
+			}
+			break loop
+		}
 		for range slots - len(leases) {
 			<-sem
+		}
+		if err == nil && len(leases) == 0 && w.opts.Drain && len(sem) == 0 {
+			// No slot is taken (only this loop takes them), so none of this
+			// worker's handlers is running or committing (their tasks would
+			// still be leased, hence unfinished): ask the engine whether
+			// anything is unfinished.
+			st, serr := w.q.Stats(claimCtx)
+			if serr != nil {
+				err = serr
+			} else if st.Unfinished == 0 {
+				break loop
+			}
 		}
 		for _, l := range leases {
 			wg.Add(1)
@@ -193,10 +228,13 @@ loop:
 	return ctx.Err()
 }
 
-// Stop stops claiming and waits for the running handlers to finish. If
-// ctx ends first, the handlers' contexts are cancelled (their tasks are
-// released), Stop waits for them to return, and returns ctx.Err(). Stop
-// before Run makes Run return at once.
+// Stop stops claiming and waits for the running handlers to finish and
+// commit. If ctx ends first, the handlers' contexts are cancelled with
+// cause ErrWorkerStopped (the task of a handler that then returns an
+// error is released, without counting an attempt; one that returns nil
+// is completed), Stop waits for them to return, and returns ctx.Err().
+// Stop before Run makes Run return at once. See StopOnSignals for
+// stopping on SIGINT and SIGTERM.
 func (w *Worker) Stop(ctx context.Context) error {
 	w.stopOnce.Do(func() { close(w.stopping) })
 	select {
@@ -206,6 +244,17 @@ func (w *Worker) Stop(ctx context.Context) error {
 		w.cancelHandlers(ErrWorkerStopped)
 		<-w.done
 		return ctx.Err()
+	}
+}
+
+// stopRequested reports whether Stop was called (claimCtx is cancelled
+// a moment later, by another goroutine).
+func (w *Worker) stopRequested() bool {
+	select {
+	case <-w.stopping:
+		return true
+	default:
+		return false
 	}
 }
 

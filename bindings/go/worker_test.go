@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -422,6 +423,153 @@ func TestWorkerCommitsResultsTogetherWithOwnOutcomes(t *testing.T) {
 			t.Fatal("task 7 completed with a result over the limit")
 		case i != 7 && (task.State != StateDone || string(task.Result) != fmt.Sprint("r", i) || *task.Worker != "gb"):
 			t.Fatalf("task %d: %+v", i, task)
+		}
+	}
+}
+
+// Drain: Run returns nil once everything is done, waiting for a task that
+// failed once through its retry backoff.
+func TestWorkerDrainWaitsForRetries(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t, WithDurability(DurabilityNone))
+	const backoff = 300 * time.Millisecond
+	q := mustQueue(t, db, "q", QueueConfig{Ordering: OrderingNone, MaxAttempts: 3, BackoffInitial: backoff, BackoffMax: backoff, NoJitter: true})
+	for i := range 5 {
+		if _, err := q.Enqueue(ctx, fmt.Sprint(i), []byte(fmt.Sprint(i)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var calls atomic.Int32
+	w := NewWorker(q, func(ctx context.Context, l *Lease) error {
+		calls.Add(1)
+		if string(l.Payload) == "2" && l.Attempt == 1 {
+			return errors.New("transient")
+		}
+		return nil
+	}, WorkerOptions{Concurrency: 2, PollWait: 20 * time.Millisecond, Drain: true})
+	if err := w.Run(ctx); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	st, err := q.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Done != 5 || st.Unfinished != 0 || st.Leased != 0 || st.RetryWait != 0 || st.Totals.Retried != 1 || calls.Load() != 6 {
+		t.Fatalf("drain returned early: %d calls, %+v", calls.Load(), st)
+	}
+	task, err := q.Task(ctx, 2)
+	if err != nil || task.State != StateDone || task.Attempt != 2 {
+		t.Fatalf("the retried task: %+v %v", task, err)
+	}
+}
+
+// Drain on an empty queue returns nil after one empty claim, without
+// calling the handler.
+func TestWorkerDrainEmptyQueue(t *testing.T) {
+	db := openTemp(t, WithDurability(DurabilityNone))
+	q := mustQueue(t, db, "q", QueueConfig{})
+	var calls atomic.Int32
+	const poll = 100 * time.Millisecond
+	w := NewWorker(q, func(context.Context, *Lease) error {
+		calls.Add(1)
+		return nil
+	}, WorkerOptions{PollWait: poll, Drain: true})
+	start := time.Now()
+	if err := w.Run(context.Background()); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if d := time.Since(start); d > poll+2*time.Second || calls.Load() != 0 {
+		t.Fatalf("drain of an empty queue took %v and called the handler %d times", d, calls.Load())
+	}
+}
+
+// Drain waits for a task leased by another worker: it may come back (here
+// it is released) and must then be run.
+func TestWorkerDrainWaitsForOtherWorkersLeases(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t, WithDurability(DurabilityNone))
+	q := mustQueue(t, db, "q", QueueConfig{Ordering: OrderingNone})
+	for _, p := range []string{"elsewhere", "here"} {
+		if _, err := q.Enqueue(ctx, p, []byte(p), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held, err := q.Claim(ctx, ClaimOpts{Worker: "other", Max: 1})
+	if err != nil || len(held) != 1 || string(held[0].Payload) != "elsewhere" {
+		t.Fatalf("claim: %v %v", held, err)
+	}
+	var mu sync.Mutex
+	var ran []string
+	w := NewWorker(q, func(ctx context.Context, l *Lease) error {
+		mu.Lock()
+		ran = append(ran, string(l.Payload))
+		mu.Unlock()
+		return nil
+	}, WorkerOptions{PollWait: 20 * time.Millisecond, WorkerID: "drainer", Drain: true})
+	errc := make(chan error, 1)
+	go func() { errc <- w.Run(ctx) }()
+	waitFor(t, "the free task done", func() bool {
+		st, err := q.Stats(ctx)
+		return err == nil && st.Done == 1
+	})
+	// No condition to wait on: give a wrongly returning drain several
+	// empty claims' time to return before the held task comes back.
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case err := <-errc:
+		t.Fatalf("drain returned (%v) while a task was leased elsewhere", err)
+	default:
+	}
+	if err := held[0].Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	task, err := q.Task(ctx, 0)
+	if err != nil || task.State != StateDone || *task.Worker != "drainer" || !slices.Equal(ran, []string{"here", "elsewhere"}) {
+		t.Fatalf("the released task was not run by the draining worker: %+v %v, ran %v", task, err, ran)
+	}
+}
+
+// A claim that returns leases after Stop was called has them released
+// unstarted: no handler runs once stopping began. (The claim must be
+// blocked waiting when Stop comes; the test retries until that happened.)
+func TestWorkerStopReleasesLateClaim(t *testing.T) {
+	ctx := context.Background()
+	for try := 1; ; try++ {
+		db := openTemp(t, WithDurability(DurabilityNone))
+		q := mustQueue(t, db, "q", QueueConfig{})
+		var calls atomic.Int32
+		w := NewWorker(q, func(context.Context, *Lease) error {
+			calls.Add(1)
+			return nil
+		}, WorkerOptions{PollWait: time.Minute})
+		errc := make(chan error, 1)
+		go func() { errc <- w.Run(ctx) }()
+		time.Sleep(30 * time.Millisecond) // let Run block in its claim
+		w.stopOnce.Do(func() { close(w.stopping) })
+		if _, err := q.Enqueue(ctx, "k", nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		st, err := q.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if calls.Load() != 0 || st.Leased != 0 || st.Ready != 1 || st.Totals.Completed != 0 {
+			t.Fatalf("a task enqueued after Stop was run: %d calls, %+v", calls.Load(), st)
+		}
+		if st.Totals.Released == 1 {
+			return // the claim returned the lease after Stop, and it was released
+		}
+		if try == 10 {
+			t.Fatal("the claim never returned a lease after Stop in 10 tries")
 		}
 	}
 }

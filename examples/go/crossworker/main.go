@@ -151,7 +151,7 @@ func (w *worker) drained(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return s.Ready+s.Leased+s.RetryWait == 0, nil
+	return s.Unfinished == 0, nil
 }
 
 func (w *worker) run(ctx context.Context, opts ordq.ClaimOpts) error {

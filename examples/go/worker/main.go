@@ -1,6 +1,11 @@
 // Command worker processes an ordq queue with ordq.Worker until
-// interrupted (Ctrl-C stops gracefully) or, with -exit-when-empty, until
-// the queue has no pending work. With -demo it enqueues tasks first.
+// interrupted (Ctrl-C or SIGTERM stop it gracefully: running handlers get
+// 10 s to finish; a second Ctrl-C exits at once) or, with
+// -exit-when-empty, until the queue is drained (WorkerOptions.Drain:
+// nothing ready, leased or waiting for a retry). Payloads are JSON
+// ({"seq":N}, as the producer writes them), decoded by ordq.JSONHandler;
+// one that does not decode is dead-lettered. With -demo it enqueues tasks
+// first.
 //
 //	go run ./worker -db /tmp/jobs.ordq -demo 200 -exit-when-empty
 package main
@@ -12,13 +17,16 @@ import (
 	"fmt"
 	"log"
 	"math/rand/v2"
-	"os"
-	"os/signal"
 	"sync/atomic"
 	"time"
 
 	ordq "github.com/ordq/ordq/bindings/go"
 )
+
+// task is a task's payload.
+type task struct {
+	Seq int `json:"seq"`
+}
 
 func main() {
 	path := flag.String("db", "jobs.ordq", "database file")
@@ -26,17 +34,16 @@ func main() {
 	concurrency := flag.Int("concurrency", 8, "handlers running at once")
 	failRate := flag.Float64("fail-rate", 0.1, "fraction of attempts that fail (transiently)")
 	demo := flag.Int("demo", 0, "enqueue this many tasks first")
-	exitWhenEmpty := flag.Bool("exit-when-empty", false, "stop once nothing is pending")
+	exitWhenEmpty := flag.Bool("exit-when-empty", false, "stop once the queue is drained")
 	flag.Parse()
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, *path, *queue, *concurrency, *failRate, *demo, *exitWhenEmpty); err != nil && !errors.Is(err, context.Canceled) {
+	if err := run(*path, *queue, *concurrency, *failRate, *demo, *exitWhenEmpty); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(ctx context.Context, path, queue string, concurrency int, failRate float64, demo int, exitWhenEmpty bool) error {
+func run(path, queue string, concurrency int, failRate float64, demo int, exitWhenEmpty bool) error {
+	ctx := context.Background()
 	db, err := ordq.Open(path)
 	if err != nil {
 		return err
@@ -49,48 +56,30 @@ func run(ctx context.Context, path, queue string, concurrency int, failRate floa
 		return err
 	}
 	for i := range demo {
-		if _, err := q.Enqueue(ctx, fmt.Sprintf("user-%d", i%10), fmt.Appendf(nil, "task %d", i), nil); err != nil {
+		if _, err := ordq.EnqueueJSON(ctx, q, fmt.Sprintf("user-%d", i%10), task{Seq: i}, nil); err != nil {
 			return err
 		}
 	}
 
 	var handled atomic.Int64
-	w := ordq.NewWorker(q, func(ctx context.Context, l *ordq.Lease) error {
+	w := ordq.NewWorker(q, ordq.JSONHandler(func(ctx context.Context, l *ordq.Lease, t task) error {
 		select { // pretend to work
 		case <-time.After(time.Millisecond):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 		if rand.Float64() < failRate {
-			return fmt.Errorf("transient failure on attempt %d", l.Attempt)
+			return fmt.Errorf("transient failure of task %d on attempt %d", t.Seq, l.Attempt)
 		}
 		handled.Add(1)
 		l.SetResult([]byte("ok"))
 		return nil
-	}, ordq.WorkerOptions{Concurrency: concurrency, WorkerID: "example-worker",
+	}), ordq.WorkerOptions{Concurrency: concurrency, WorkerID: "example-worker", Drain: exitWhenEmpty,
 		OnError: func(l *ordq.Lease, err error) { log.Printf("task %d: %v", l.Offset, err) }})
+	defer w.StopOnSignals(10 * time.Second)()
 
-	errc := make(chan error, 1)
-	go func() { errc <- w.Run(ctx) }()
-	if exitWhenEmpty {
-		go func() {
-			for ctx.Err() == nil {
-				time.Sleep(50 * time.Millisecond)
-				if err := db.Sync(ctx); err != nil {
-					return
-				}
-				st, err := q.Stats(ctx)
-				if err == nil && st.Ready+st.Leased+st.RetryWait == 0 {
-					sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-					_ = w.Stop(sctx)
-					cancel()
-					return
-				}
-			}
-		}()
-	}
-	err = <-errc
-	st, serr := q.Stats(context.Background())
+	err = w.Run(ctx)
+	st, serr := q.Stats(ctx)
 	if serr == nil {
 		fmt.Printf("handled %d; done %d, dead %d, retried %d\n", handled.Load(), st.Done, st.Dead, st.Totals.Retried)
 	}
