@@ -316,22 +316,7 @@ func (c *QueueConfig) toC() C.ordq_queue_config {
 // CreateQueue creates a queue. Names match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$
 // (else ErrInvalidArgument); an existing name is ErrAlreadyExists.
 func (db *DB) CreateQueue(ctx context.Context, name string, cfg QueueConfig) (*Queue, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	p, err := db.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer db.mu.RUnlock()
-	cc := cfg.toC()
-	var cerr *C.ordq_error
-	st := C.ordq_queue_create(p, strPtr(name), C.size_t(len(name)), &cc, &cerr)
-	runtime.KeepAlive(db)
-	if err := takeError(st, cerr); err != nil {
-		return nil, err
-	}
-	return db.Queue(name), nil
+	return db.createQueue(ctx, name, cfg, false)
 }
 
 // CreateQueueIfNotExists creates a queue unless one of that name exists
@@ -339,6 +324,11 @@ func (db *DB) CreateQueue(ctx context.Context, name string, cfg QueueConfig) (*Q
 // concurrent callers). Existing with another configuration is
 // ErrAlreadyExists, its message naming the fields that differ.
 func (db *DB) CreateQueueIfNotExists(ctx context.Context, name string, cfg QueueConfig) (*Queue, error) {
+	return db.createQueue(ctx, name, cfg, true)
+}
+
+// createQueue is both creations; ifNotExists picks the ABI call.
+func (db *DB) createQueue(ctx context.Context, name string, cfg QueueConfig, ifNotExists bool) (*Queue, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -349,7 +339,12 @@ func (db *DB) CreateQueueIfNotExists(ctx context.Context, name string, cfg Queue
 	defer db.mu.RUnlock()
 	cc := cfg.toC()
 	var cerr *C.ordq_error
-	st := C.ordq_queue_create_if_not_exists(p, strPtr(name), C.size_t(len(name)), &cc, &cerr)
+	var st C.ordq_status
+	if ifNotExists {
+		st = C.ordq_queue_create_if_not_exists(p, strPtr(name), C.size_t(len(name)), &cc, &cerr)
+	} else {
+		st = C.ordq_queue_create(p, strPtr(name), C.size_t(len(name)), &cc, &cerr)
+	}
 	runtime.KeepAlive(db)
 	if err := takeError(st, cerr); err != nil {
 		return nil, err

@@ -142,22 +142,8 @@ pub unsafe extern "C" fn ordq_queue_create(
     cfg: *const ordq_queue_config,
     err_out: *mut *mut ordq_error,
 ) -> ordq_status {
-    boundary(err_out, || {
-        // SAFETY: caller contract for every pointer argument.
-        let (db, name, cfg) = unsafe {
-            (
-                obj(db, "db")?,
-                str_in(name, name_len, "name")?,
-                opt_obj(cfg, "cfg")?.copied(),
-            )
-        };
-        let cfg = match cfg {
-            Some(c) => c.to_core()?,
-            None => QueueConfig::default(),
-        };
-        db.engine().create_queue(name, cfg)?;
-        Ok(())
-    })
+    // SAFETY: forwarded caller contract.
+    unsafe { create(db, name, name_len, cfg, false, err_out) }
 }
 
 /// Like `ordq_queue_create`, but a queue of that name that exists with the
@@ -175,6 +161,22 @@ pub unsafe extern "C" fn ordq_queue_create_if_not_exists(
     cfg: *const ordq_queue_config,
     err_out: *mut *mut ordq_error,
 ) -> ordq_status {
+    // SAFETY: forwarded caller contract.
+    unsafe { create(db, name, name_len, cfg, true, err_out) }
+}
+
+/// Both queue creations: `if_not_exists` picks the engine call.
+///
+/// # Safety
+/// As for `ordq_queue_create`.
+unsafe fn create(
+    db: *const ordq_db,
+    name: *const c_char,
+    name_len: usize,
+    cfg: *const ordq_queue_config,
+    if_not_exists: bool,
+    err_out: *mut *mut ordq_error,
+) -> ordq_status {
     boundary(err_out, || {
         // SAFETY: caller contract for every pointer argument.
         let (db, name, cfg) = unsafe {
@@ -188,7 +190,12 @@ pub unsafe extern "C" fn ordq_queue_create_if_not_exists(
             Some(c) => c.to_core()?,
             None => QueueConfig::default(),
         };
-        db.engine().create_queue_if_not_exists(name, cfg)?;
+        let e = db.engine();
+        if if_not_exists {
+            e.create_queue_if_not_exists(name, cfg)?;
+        } else {
+            e.create_queue(name, cfg)?;
+        }
         Ok(())
     })
 }
